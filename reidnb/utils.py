@@ -1,0 +1,78 @@
+"""Small shared helpers: seeding, device resolution and atomic file writes.
+
+Everything here is used by more than one module (engine, results, synthetic data,
+masks), which is why it lives outside the one-responsibility modules of DESIGN.md.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+__all__ = ["seed_everything", "resolve_device", "atomic_path", "atomic_write_text"]
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and torch (all devices) with ``seed``.
+
+    ``deterministic=True`` also asks cuDNN for deterministic kernels (fastbook's
+    ``set_seed``); it costs speed on a GPU and changes nothing on the CPU.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto"`` into ``cuda`` when a GPU is visible, else ``cpu``.
+
+    Raises:
+        ValueError: ``device`` names CUDA but none is available.
+    """
+    if isinstance(device, torch.device):
+        dev = device
+    elif device in (None, "", "auto"):
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but torch sees no CUDA device; "
+                         "use device='auto' or 'cpu'")
+    return dev
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success move it over ``path``.
+
+    The rename is atomic on POSIX, so a reader sees either the old file or the new
+    one, never a half-written file; on an exception the temporary file is removed and
+    ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
