@@ -23,7 +23,10 @@ from typing import Any, Mapping
 
 from .utils import atomic_write_text, resolve_device
 
-__all__ = ["PROFILES", "NOTEBOOK_PROFILES", "RunConfig", "make_config"]
+__all__ = ["PROJECT_ROOT", "PROFILES", "NOTEBOOK_PROFILES", "RunConfig", "make_config"]
+
+#: The repository root (this file is reidnb/config.py); default home of data/ and outputs/.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 #: Defaults shared by every notebook, per profile.
 PROFILES: dict[str, dict[str, Any]] = {
@@ -122,7 +125,7 @@ def make_config(notebook: str, profile: str = "quick", **params: Any) -> RunConf
     merged.update({k: v for k, v in params.items() if v is not None})
     seed = int(merged.pop("seed", 0))
     device = str(resolve_device(merged.pop("device", "auto")))
-    output_dir = str(merged.pop("output_dir", None) or "outputs")
+    output_dir = str(Path(merged.pop("output_dir", None) or PROJECT_ROOT / "outputs").resolve())
     dataset = str(merged.pop("dataset"))
     data_root = merged.pop("data_root", None)
     return RunConfig(notebook=notebook, profile=profile, dataset=dataset,
