@@ -1,0 +1,69 @@
+"""Networks of the workbook, built by name: ``build_model(name, num_classes, **kw)``.
+
+A model file registers its constructors with ``@register_model("name")`` (as timm's
+``_registry.py``); unknown names fail loudly as in torchreid's ``models/__init__.py``.
+
+Model contract (DESIGN.md, notes/contracts.md):
+* training mode: ``forward(x) -> dict`` with at least ``logits`` [N, num_classes],
+  ``embeddings`` [N, D] (feature for the metric losses, not normalised) and
+  ``featuremaps`` [N, C, h, w];
+* eval mode: ``forward(x) -> Tensor [N, D]`` test feature (not normalised);
+* ``forward(x, return_featuremaps=True) -> Tensor [N, C, h, w]`` in either mode;
+* extra inputs (masks, part labels) as keyword arguments.
+
+The registry sits above the imports of the model files so that they can use
+``from reidnb.models import register_model`` without a circular-import problem.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import Callable
+
+import torch.nn as nn
+
+__all__ = ["register_model", "build_model", "list_models", "ResNetBackbone"]
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable:
+    """Decorator registering a model class or factory ``fn(num_classes, **kw)`` under ``name``.
+
+    Re-registering the same definition (module re-import, ``importlib.reload``) replaces
+    it; a different definition under a taken name raises ValueError.
+    """
+    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        old = _MODELS.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"model name {name!r} is already registered by "
+                             f"{old.__module__}.{old.__qualname__}")
+        _MODELS[name] = fn
+        return fn
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Sorted names of all registered models."""
+    return sorted(_MODELS)
+
+
+def build_model(name: str, num_classes: int, **kw) -> nn.Module:
+    """Build the registered model ``name`` with ``num_classes`` identities.
+
+    Raises:
+        KeyError: ``name`` is not registered (the message lists the known names).
+    """
+    if name not in _MODELS:
+        raise KeyError(f"Unknown model: {name}. Must be one of {list_models()}")
+    return _MODELS[name](num_classes, **kw)
+
+
+from .backbones import ResNetBackbone  # noqa: E402
+from . import baseline  # noqa: E402,F401
+
+# Model files written alongside register themselves when present.
+for _m in ("sal", "maskreid", "magnifiernet"):
+    if importlib.util.find_spec(f"{__name__}.{_m}") is not None:
+        importlib.import_module(f"{__name__}.{_m}")
+del _m
