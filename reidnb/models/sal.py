@@ -103,8 +103,9 @@ class SAL(nn.Module):
         pretrained: ImageNet weights for stages 1-5 (``ResNetBackbone`` semantics: False, True
             or "auto"); stage6, FC and classifier are always randomly initialised.
         feat_dim: size of the final feature (1024 in 004 §3.1).
-        dilation: True (DIL, paper): stage4/stage5 strides removed, dilation 2 and 4 (Fig. 2's
-            "dilation 1/2" in PyTorch terms, ``ResNetBackbone(dilation=(2, 4))``), every map from
+        dilation: True (DIL, paper): stage4/stage5 strides removed, PyTorch dilation 2 and 4
+            ("doubled after every removed down-sampling"; Fig. 2 counts an ordinary 3x3 as
+            dilation 0), ``ResNetBackbone(dilation=(2, 4))``, every map from
             stage3 on at 1/8 of the input. False: ordinary ResNet strides, stage4 at 1/16,
             stage5 and stage6 at 1/32 (stage6 never down-samples).
         multi_level: True (Multi, paper): the feature map is the channel concatenation of the
