@@ -1,0 +1,17 @@
+"""Data pipeline: dataset records, paired transforms and identity samplers.
+
+- :mod:`reidnb.data.datasets`: ``load_dataset``, ``subset_train``, ``ImageDataset``,
+  ``Record``, ``ReIDDataset`` (Market-1501, DukeMTMC-reID, CUHK03-NP, synthetic).
+- :mod:`reidnb.data.transforms`: ``build_transforms`` -> ``PairedTransform``.
+- :mod:`reidnb.data.samplers`: ``RandomIdentitySampler`` (P x K), ``AnchorRankingSampler``
+  (MaskReID P/N).
+- :mod:`reidnb.data.synthetic`: the procedural generator (imported on demand).
+"""
+from .datasets import (DATASET_NAMES, ImageDataset, Record, ReIDDataset, load_dataset,
+                       subset_train)
+from .samplers import AnchorRankingSampler, RandomIdentitySampler
+from .transforms import PairedTransform, build_transforms, denormalize
+
+__all__ = ["DATASET_NAMES", "ImageDataset", "Record", "ReIDDataset", "load_dataset",
+           "subset_train", "AnchorRankingSampler", "RandomIdentitySampler",
+           "PairedTransform", "build_transforms", "denormalize"]
