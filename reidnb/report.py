@@ -1,0 +1,395 @@
+"""Run the workbook headlessly: papermill executes, nbconvert renders, index.html lists.
+
+``python -m reidnb report [--profile quick] [--dataset market1501] [--data-root DIR]
+[--device auto] [--only 01,02] [--output-dir outputs] [-p name=value ...]``
+
+1. Discovers ``notebooks/NN_*.ipynb`` (two digits, underscore) in order; ``--only`` keeps
+   the numbers given.
+2. Checks every parameter passed against ``papermill.inspect_notebook`` of each selected
+   notebook *before anything runs*: a name no selected notebook declares is refused (the
+   error lists the valid names); a name only some notebooks declare goes to those only.
+   ``profile`` and ``output_dir`` are always passed to the notebooks that declare them;
+   paths are made absolute (notebooks run with their own folder as working directory).
+3. Executes the notebooks in order with papermill (kernel ``python3``) into
+   ``<output>/executed/``, printing which notebook runs and how long it took.
+4. Renders each executed notebook, a failed one too, to ``<output>/html/`` with nbconvert's
+   ``HTMLExporter`` and the ``lab`` template (input cells kept and collapsible; prompts kept
+   so that papermill's "exception at In [N]" banner can be found; ``--no-prompt`` drops them).
+5. Writes ``<output>/index.html``: every notebook with status (ok / failed / not run), wall
+   time, profile, dataset and a few headline numbers from ``<output>/results/<nb>.csv``.
+
+A failing notebook stops the run: the remaining ones are "not run", the HTML of what ran
+and the index are still written, and the exit status is 1 with the notebook and cell named
+(covid19-indicators ``report.py`` does the same, STYLE.md item 14). Usage errors exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import datetime as _dt
+import html
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .config import PROFILES, PROJECT_ROOT
+from .utils import atomic_write_text
+
+__all__ = ["ReportError", "NotebookRun", "discover_notebooks", "select_notebooks",
+           "parse_param", "plan_parameters", "run_report", "render_html", "write_index",
+           "add_arguments", "main"]
+
+_NB_NAME = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
+#: parameters set by their own flags (refused as ``-p``)
+_FLAG_PARAMS = {"profile": "--profile", "dataset": "--dataset", "data_root": "--data-root",
+                "device": "--device", "output_dir": "--output-dir"}
+#: parameters passed to every notebook that declares them, never checked as unknown
+_ALWAYS = ("profile", "output_dir")
+
+
+class ReportError(Exception):
+    """Bad usage: unknown notebook number, unknown parameter, missing folder."""
+
+
+@dataclasses.dataclass
+class NotebookRun:
+    """What happened to one notebook in a report run.
+
+    Attributes:
+        name: file stem, e.g. ``"01_bcloss"``.
+        path: source notebook.
+        status: ``"ok"``, ``"failed"`` or ``"not run"``.
+        seconds: wall time of the papermill run (None when not run).
+        parameters: the parameters passed to it.
+        executed: executed notebook path (also written for a failed run), or None.
+        html: rendered HTML path, or None.
+        error: one-line failure description (notebook, cell, exception), or None.
+        started: ``time.time()`` at its start (to tell fresh results from stale ones).
+    """
+
+    name: str
+    path: Path
+    status: str = "not run"
+    seconds: float | None = None
+    parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    executed: Path | None = None
+    html: Path | None = None
+    error: str | None = None
+    started: float | None = None
+
+
+# --------------------------------------------------------------------------- planning
+def discover_notebooks(folder: str | Path) -> list[Path]:
+    """``NN_*.ipynb`` files of ``folder`` sorted by name.
+
+    Raises:
+        ReportError: the folder does not exist or holds no such notebook.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ReportError(f"notebooks folder {folder} does not exist")
+    nbs = sorted(p for p in folder.iterdir() if _NB_NAME.match(p.name))
+    if not nbs:
+        raise ReportError(f"no notebooks named NN_*.ipynb in {folder}")
+    return nbs
+
+
+def select_notebooks(notebooks: Sequence[Path], only: str | Sequence[str] | None) -> list[Path]:
+    """Keep the notebooks whose two-digit prefix is in ``only`` (``"01,02"`` or a list).
+
+    Raises:
+        ReportError: a number that matches no notebook (the message lists the numbers).
+    """
+    if not only:
+        return list(notebooks)
+    wanted = [s.strip() for s in (only.split(",") if isinstance(only, str) else only) if s.strip()]
+    prefixes = {p.name[:2]: p for p in notebooks}
+    bad = [w for w in wanted if w.zfill(2) not in prefixes]
+    if bad:
+        raise ReportError(f"--only {','.join(bad)}: no such notebook; available: "
+                          + ", ".join(p.stem for p in notebooks))
+    keep = {w.zfill(2) for w in wanted}
+    return [p for p in notebooks if p.name[:2] in keep]
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``"name=value"`` -> (name, value); the value is read as a Python literal, else YAML
+    (``true``, ``null``), else kept as a string (``market1501``).
+
+    Raises:
+        ReportError: no ``=`` or a name that is not a Python identifier.
+    """
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ReportError(f"-p {text!r}: expected name=value with a Python identifier as name")
+    try:
+        return name, ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        import yaml
+        return name, yaml.safe_load(raw)
+    except Exception:  # not YAML either: the raw string
+        return name, raw
+
+
+def plan_parameters(notebooks: Sequence[Path], params: dict[str, Any],
+                    always: Sequence[str] = _ALWAYS) -> dict[Path, dict[str, Any]]:
+    """Parameters each notebook gets: those it declares (``papermill.inspect_notebook``).
+
+    Args:
+        notebooks: the selected notebooks.
+        params: every parameter asked for.
+        always: names passed where declared but never refused (``profile``, ``output_dir``).
+
+    Raises:
+        ReportError: a name (not in ``always``) that no notebook declares; the message
+            lists the valid names per notebook. Nothing has run at that point.
+    """
+    import papermill
+
+    declared = {nb: set(papermill.inspect_notebook(str(nb))) for nb in notebooks}
+    unknown = [k for k in params if k not in always
+               and not any(k in names for names in declared.values())]
+    if unknown:
+        valid = "\n".join(f"  {nb.stem}: {', '.join(sorted(names)) or '(no parameters cell)'}"
+                          for nb, names in declared.items())
+        raise ReportError(f"unknown parameter(s) {', '.join(unknown)}: not declared by any "
+                          f"selected notebook. Valid names:\n{valid}")
+    return {nb: {k: v for k, v in params.items() if k in names}
+            for nb, names in declared.items()}
+
+
+# --------------------------------------------------------------------------- running
+def render_html(executed: Path, html_path: Path, *, prompts: bool = True) -> Path:
+    """Render an executed notebook to standalone HTML (nbconvert, ``lab`` template: inputs
+    shown and collapsible, images embedded); written atomically."""
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(template_name="lab")
+    exporter.exclude_input_prompt = not prompts
+    exporter.exclude_output_prompt = not prompts
+    body, _ = exporter.from_filename(str(executed))
+    return atomic_write_text(html_path, body)
+
+
+def _describe_failure(name: str, exc: BaseException) -> str:
+    import papermill
+
+    if isinstance(exc, papermill.PapermillExecutionError):
+        first = next((ln for ln in str(exc.source).splitlines() if ln.strip()), "")
+        return (f"notebook {name} failed in cell In [{exc.exec_count}] (cell #{exc.cell_index} "
+                f"of the executed notebook, starting {first.strip()[:80]!r}): "
+                f"{exc.ename}: {exc.evalue}")
+    return f"notebook {name} failed before finishing: {type(exc).__name__}: {exc}"
+
+
+def run_report(notebooks: Sequence[Path], selected: Sequence[Path], output_dir: Path,
+               plans: dict[Path, dict[str, Any]], *, kernel_name: str = "python3",
+               prompts: bool = True, log: Callable[[str], None] = print) -> list[NotebookRun]:
+    """Execute ``selected`` (in order) with papermill, render HTML, stop at the first failure.
+
+    Args:
+        notebooks: every discovered notebook (the ones not selected are reported "not run").
+        selected: the ones to execute.
+        output_dir: absolute; gets ``executed/`` and ``html/``.
+        plans: per-notebook parameters (:func:`plan_parameters`).
+
+    Returns:
+        one :class:`NotebookRun` per discovered notebook, in order.
+    """
+    import papermill
+
+    runs = [NotebookRun(nb.stem, nb, parameters=plans.get(nb, {})) for nb in notebooks]
+    todo = [r for r in runs if r.path in set(selected)]
+    for i, run in enumerate(todo, 1):
+        run.executed = output_dir / "executed" / run.path.name
+        run.executed.parent.mkdir(parents=True, exist_ok=True)
+        log(f"[{i}/{len(todo)}] {run.name}: running ({_fmt_params(run.parameters)})")
+        run.started = time.time()
+        t0 = time.perf_counter()
+        try:
+            papermill.execute_notebook(
+                str(run.path), str(run.executed), parameters=run.parameters,
+                kernel_name=kernel_name, cwd=str(run.path.parent), log_output=False,
+                progress_bar=sys.stderr.isatty())  # per-cell bar in a terminal only
+            run.status = "ok"
+        except Exception as e:  # noqa: BLE001 - recorded, rendered, and re-reported
+            run.status = "failed"
+            run.error = _describe_failure(run.name, e)
+        run.seconds = time.perf_counter() - t0
+        log(f"[{i}/{len(todo)}] {run.name}: {run.status} in {run.seconds:.1f} s")
+        if run.executed.exists():
+            try:
+                run.html = render_html(run.executed, output_dir / "html" / f"{run.name}.html",
+                                       prompts=prompts)
+            except Exception as e:  # noqa: BLE001 - a report without HTML is a failure
+                msg = f"HTML rendering of {run.executed} failed: {type(e).__name__}: {e}"
+                run.error = f"{run.error}; {msg}" if run.error else msg
+                if run.status == "ok":
+                    run.status = "failed"
+        if run.status == "failed":
+            break
+    return runs
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in params.items()) or "no parameters"
+
+
+# --------------------------------------------------------------------------- index page
+def _fresh(path: Path, since: float | None) -> bool:
+    return since is not None and path.exists() and path.stat().st_mtime >= since - 1.0
+
+
+def _notebook_facts(run: NotebookRun, output_dir: Path) -> tuple[str, str, list[str]]:
+    """(profile, dataset, headline lines) of a run, from its saved config and results."""
+    from .results import _read_one, headline
+
+    profile = str(run.parameters.get("profile", ""))
+    dataset = str(run.parameters.get("dataset", "")) if "dataset" in run.parameters else ""
+    cfg_path = output_dir / "results" / f"{run.name}.config.json"
+    if _fresh(cfg_path, run.started):
+        try:
+            cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            profile, dataset = str(cfg.get("profile", profile)), str(cfg.get("dataset", dataset))
+        except (OSError, ValueError) as e:
+            dataset = f"(unreadable {cfg_path.name}: {e})"
+    lines: list[str] = []
+    csv = output_dir / "results" / f"{run.name}.csv"
+    if _fresh(csv, run.started):
+        try:
+            lines = headline(_read_one(csv))
+        except ValueError as e:
+            lines = [f"unreadable results: {e}"]
+    elif csv.exists():
+        lines = [f"(results/{csv.name} is from an earlier run: not shown)"]
+    return profile, dataset or "(profile default)", lines
+
+
+def write_index(runs: Sequence[NotebookRun], output_dir: Path, *, command: str = "") -> Path:
+    """Write ``<output_dir>/index.html``: one row per notebook (status, wall time, profile,
+    dataset, headline numbers, links to its HTML and executed notebook). Atomic."""
+    colours = {"ok": "#2e7d32", "failed": "#c62828", "not run": "#757575"}
+    rows = []
+    for r in runs:
+        profile, dataset, lines = _notebook_facts(r, output_dir) if r.status != "not run" \
+            else ("", "", [])
+        name = html.escape(r.name)
+        if r.html is not None:
+            name = f'<a href="html/{html.escape(r.html.name)}">{name}</a>'
+        links = (f'<a href="executed/{html.escape(r.executed.name)}">ipynb</a>'
+                 if r.executed is not None and r.executed.exists() else "")
+        heads = "<br>".join(html.escape(s) for s in lines)
+        if r.error:
+            heads = f'<span class="err">{html.escape(r.error)}</span>' + (
+                "<br>" + heads if heads else "")
+        rows.append(
+            f"<tr><td>{name}</td><td style=\"color:{colours.get(r.status, '#000')}\">"
+            f"<b>{html.escape(r.status)}</b></td>"
+            f"<td>{'' if r.seconds is None else f'{r.seconds:.1f} s'}</td>"
+            f"<td>{html.escape(profile)}</td><td>{html.escape(dataset)}</td>"
+            f"<td>{heads}</td><td>{links}</td></tr>")
+    stamp = _dt.datetime.now().isoformat(timespec="seconds")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>reidnb report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; text-align: left; }}
+th {{ background: #f0f0f0; }}
+.err {{ color: #c62828; font-family: monospace; }}
+</style></head><body>
+<h1>reidnb report</h1>
+<p>Generated {html.escape(stamp)}{' by <code>' + html.escape(command) + '</code>' if command else ''}.
+Numbers measured on the synthetic set are marked "(synthetic)": they are not comparable with
+the published ones (see 05_summary).</p>
+<table>
+<tr><th>notebook</th><th>status</th><th>wall time</th><th>profile</th><th>dataset</th>
+<th>headline numbers (percent)</th><th>executed</th></tr>
+{chr(10).join(rows)}
+</table></body></html>
+"""
+    return atomic_write_text(output_dir / "index.html", page)
+
+
+# --------------------------------------------------------------------------- command line
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``report`` options to ``parser`` (used by ``python -m reidnb report``)."""
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick",
+                        help="smoke (CI, seconds), quick (CPU, minutes; default), paper (GPU)")
+    parser.add_argument("--dataset", default=None,
+                        help="market1501, dukemtmcreid, cuhk03np-labeled, cuhk03np-detected or "
+                             "synthetic (default: the profile's)")
+    parser.add_argument("--data-root", default=None, help="folder holding the datasets")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:1 ...")
+    parser.add_argument("--only", default=None, metavar="NN,NN",
+                        help="run only the notebooks with these number prefixes, e.g. 01,02")
+    parser.add_argument("--output-dir", default="outputs",
+                        help="where executed/, html/, results/ and index.html go "
+                             "(default: outputs)")
+    parser.add_argument("-p", "--parameter", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra notebook parameter (repeatable); VALUE is read as a "
+                             "Python/YAML literal, e.g. -p seed=1 -p max_iters=20")
+    parser.add_argument("--notebooks-dir", default=str(PROJECT_ROOT / "notebooks"),
+                        help="folder of the NN_*.ipynb notebooks (default: the project's)")
+    parser.add_argument("--no-prompt", action="store_true",
+                        help="leave the In [N]/Out [N] prompts out of the HTML")
+    return parser
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    return add_arguments(argparse.ArgumentParser(
+        prog="python -m reidnb report",
+        description="Execute the notebooks with papermill, render HTML, write index.html."))
+
+
+def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
+    """Run a report for parsed ``args``; returns the exit status (0 ok, 1 failed, 2 usage)."""
+    try:
+        params: dict[str, Any] = {}
+        for text in args.parameter:
+            name, value = parse_param(text)
+            if name in _FLAG_PARAMS:
+                raise ReportError(f"-p {name}=...: use {_FLAG_PARAMS[name]} instead")
+            params[name] = value
+        output_dir = Path(args.output_dir).expanduser().resolve()
+        params["profile"] = args.profile
+        params["output_dir"] = str(output_dir)
+        if args.dataset is not None:
+            params["dataset"] = args.dataset
+        if args.data_root is not None:
+            params["data_root"] = str(Path(args.data_root).expanduser().resolve())
+        if args.device is not None:
+            params["device"] = args.device
+        notebooks = discover_notebooks(Path(args.notebooks_dir).expanduser().resolve())
+        selected = select_notebooks(notebooks, args.only)
+        plans = plan_parameters(selected, params)
+    except ReportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    output_dir.mkdir(parents=True, exist_ok=True)
+    print(f"reidnb report: {len(selected)} notebook(s), profile {args.profile}, "
+          f"output {output_dir}", flush=True)
+    runs = run_report(notebooks, selected, output_dir, plans, prompts=not args.no_prompt,
+                      log=lambda s: print(s, flush=True))
+    command = "python -m reidnb report " + " ".join(argv or [])
+    index = write_index(runs, output_dir, command=command.strip())
+    print(f"index: {index}", flush=True)
+    failed = [r for r in runs if r.status == "failed"]
+    if failed:
+        print(f"error: {failed[0].error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m reidnb report`` without the ``report`` word; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _build_parser().parse_args(argv)
+    return run_from_args(args, argv)

@@ -1,0 +1,604 @@
+"""Published numbers, measured results and the side-by-side comparison tables.
+
+Published numbers ship with the package (``reidnb/resources/paper_results.csv``, built from
+the paper texts by ``papers/build_paper_results.py``): one row per printed table cell,
+columns :data:`PAPER_COLUMNS`, values in percent. Each notebook records what it measured
+in the same vocabulary plus how it was measured (:data:`RESULT_COLUMNS`) and writes it to
+``<output_dir>/results/<notebook>.csv`` with :func:`write_results`; ``05_summary`` reads
+them back (:func:`read_results`) and puts them beside the paper (:func:`compare`,
+:func:`summary_tables`, :func:`ablation_directions`, :func:`ablation_statements`).
+
+How a measured row names the published row it reproduces
+--------------------------------------------------------
+A measured row reproduces the published row with the same ``paper_id``, ``table``,
+``dataset``, ``protocol``, ``method``, ``variant``, ``metric`` and ``reranking``. ``method``
+and ``variant`` are the CSV's own strings, copied verbatim (``load_published(paper_id,
+table)`` lists them). Examples:
+
+=========================  ===============================  ==========================================================
+published row              method                           variant
+=========================  ===============================  ==========================================================
+bcloss Table 1 baseline    ``Baseline``                     ``ResNet50, softmax only``
+bcloss Table 1 + BC loss   ``Ours``                         ``ResNet50, softmax + batch-contrastive loss (lambda=1)``
+maskreid Table 2 ranking   ``MaskReID_rank``                ``ranking loss, lambda=2, alpha=0.15``
+  ... with re-ranking      ``MaskReID_rank+re-ranking``     same variant, ``reranking=True``
+sal Table 1 setting 8      ``Ours``                         ``setting 8: softmax+quadruplet+DIL+SAC+multi``
+magnifiernet Table 2       ``Ours``                         ``G+M+SAB``
+=========================  ===============================  ==========================================================
+
+``dataset`` is the paper's dataset name (``Market-1501``, ``DukeMTMC-reID``, ``CUHK03-L``,
+``CUHK03-D``); the loader names (``market1501`` ...) are accepted and translated. A run on
+the synthetic set names the published dataset it stands in for and is recorded with
+``dataset_kind="synthetic"``: its numbers are shown, but flagged as not comparable. When
+matching, an empty ``protocol`` and ``"single-query"`` are the same (the field's
+convention, papers/README.md). :func:`result_rows` refuses a row that matches no
+published row of its table unless ``extra=True`` (a setting the paper did not print).
+"""
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import math
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .utils import atomic_path
+
+__all__ = [
+    "PAPER_COLUMNS", "RUN_COLUMNS", "RESULT_COLUMNS", "COMPARE_COLUMNS", "METRICS",
+    "PAPER_IDS", "DATASET_NAMES", "TABLE_NOTEBOOKS",
+    "load_published", "result_rows", "write_results", "read_results", "results_overview",
+    "compare", "compare_all", "summary_tables", "tables_not_run", "style_comparison",
+    "ablation_directions", "ablation_statements", "headline",
+]
+
+#: Columns of the published CSV (papers/README.md "CSV conventions").
+PAPER_COLUMNS: tuple[str, ...] = ("paper_id", "paper", "table", "dataset", "protocol", "method",
+                                  "is_ours", "variant", "metric", "value", "reranking", "note")
+#: How a measurement was made; appended to :data:`PAPER_COLUMNS` in a results CSV.
+RUN_COLUMNS: tuple[str, ...] = ("profile", "backbone", "image_size", "epochs", "seconds",
+                                "dataset_kind")
+#: Columns of ``<output_dir>/results/<notebook>.csv`` (DESIGN.md "Results and reports").
+RESULT_COLUMNS: tuple[str, ...] = PAPER_COLUMNS + RUN_COLUMNS
+#: Columns returned by :func:`compare`.
+COMPARE_COLUMNS: tuple[str, ...] = (
+    "paper_id", "table", "dataset", "protocol", "method", "variant", "metric", "reranking",
+    "published", "measured", "delta", "profile", "dataset_kind", "status", "runs", "is_ours")
+#: Metric names (percent). ``error_rate`` is the only lower-is-better one.
+METRICS: tuple[str, ...] = ("rank1", "rank5", "rank10", "mAP", "mINP", "error_rate")
+_LOWER_IS_BETTER = frozenset({"error_rate"})
+#: Paper ids in the order of DESIGN.md.
+PAPER_IDS: tuple[str, ...] = ("maskreid_icme", "maskreid", "bcloss", "magnifiernet", "sal")
+#: Loader dataset name -> the papers' dataset name.
+DATASET_NAMES: dict[str, str] = {
+    "market1501": "Market-1501", "dukemtmcreid": "DukeMTMC-reID",
+    "cuhk03np-labeled": "CUHK03-L", "cuhk03np-detected": "CUHK03-D"}
+#: (paper_id, table) -> the notebook that reproduces it, or why none does (papers/README.md).
+TABLE_NOTEBOOKS: dict[tuple[str, str], str] = {
+    ("maskreid_icme", "Table 1"): "02_maskreid (reference only: small-scale sets not shipped)",
+    ("maskreid_icme", "Table 2"): "02_maskreid",
+    ("maskreid_icme", "Table 3"): "02_maskreid",
+    ("maskreid_icme", "Table 4"): "02_maskreid (Market-1501 proxy only)",
+    ("maskreid_icme", "Table 5"): "02_maskreid",
+    ("maskreid_icme", "Table 6"): "02_maskreid",
+    ("maskreid", "Table 1"): "02_maskreid (reference only: small-scale sets not shipped)",
+    ("maskreid", "Table 2"): "02_maskreid",
+    ("maskreid", "Table 3"): "02_maskreid",
+    ("maskreid", "Table 4"): "02_maskreid",
+    ("bcloss", "Table 1"): "01_bcloss",
+    ("bcloss", "Table 2"): "01_bcloss",
+    ("magnifiernet", "Table 1"): "04_magnifiernet",
+    ("magnifiernet", "Table 2"): "04_magnifiernet",
+    ("sal", "Table 1"): "03_sal",
+    ("sal", "Table 2"): "03_sal",
+    ("sal", "Table 3"): "03_sal",
+    ("sal", "Table 4"): "03_sal (optional CIFAR-100 extension)",
+}
+
+_INT_COLUMNS = ("is_ours", "reranking")
+_FLOAT_COLUMNS = ("value", "epochs", "seconds")
+_MATCH = ("dataset", "_protocol", "method", "variant", "metric", "reranking")
+
+
+# --------------------------------------------------------------------------- published
+@functools.lru_cache(maxsize=1)
+def _published_all() -> pd.DataFrame:
+    ref = importlib.resources.files("reidnb").joinpath("resources/paper_results.csv")
+    with ref.open("r", encoding="utf-8") as f:
+        df = pd.read_csv(f, keep_default_na=False)
+    missing = [c for c in PAPER_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"package data reidnb/resources/paper_results.csv lacks columns {missing}")
+    return df[list(PAPER_COLUMNS)]
+
+
+def load_published(paper_id: str | None = None, table: str | None = None) -> pd.DataFrame:
+    """Every published table cell of the five papers, optionally one paper / one table.
+
+    Args:
+        paper_id: ``maskreid_icme``, ``maskreid``, ``bcloss``, ``magnifiernet``, ``sal``
+            or ``None`` for all.
+        table: the paper's table label, e.g. ``"Table 1"``; needs ``paper_id``.
+
+    Returns:
+        DataFrame with :data:`PAPER_COLUMNS` in the CSV's order (560 rows for all);
+        ``value`` float (percent), ``is_ours``/``reranking`` int 0/1, empty strings for
+        blank cells. A fresh copy: changing it does not change the package data.
+
+    Raises:
+        ValueError: unknown ``paper_id`` or ``table`` (the message lists the valid ones).
+    """
+    df = _published_all()
+    if paper_id is not None:
+        if paper_id not in set(df["paper_id"]):
+            raise ValueError(f"unknown paper_id {paper_id!r}; expected one of {list(PAPER_IDS)}")
+        df = df[df["paper_id"] == paper_id]
+    if table is not None:
+        if paper_id is None:
+            raise ValueError("load_published: table= needs paper_id= too")
+        if table not in set(df["table"]):
+            raise ValueError(f"paper {paper_id!r} has no table {table!r}; it has "
+                             f"{sorted(set(df['table']))}")
+        df = df[df["table"] == table]
+    return df.reset_index(drop=True).copy()
+
+
+def _paper_dataset(name: str) -> str:
+    return DATASET_NAMES.get(name, name)
+
+
+def _norm_protocol(p: str) -> str:
+    return p if p else "single-query"
+
+
+# --------------------------------------------------------------------------- measured rows
+def _cfg_option(cfg: Any, name: str, default: Any = None) -> Any:
+    options = getattr(cfg, "options", None)
+    if options is not None and name in options:
+        return options[name]
+    return default
+
+
+def result_rows(cfg: Any, *, paper_id: str, table: str, dataset: str, protocol: str,
+                method: str, variant: str, metrics: Mapping[str, float], reranking: bool,
+                seconds: float, epochs: float | None = None, note: str = "",
+                extra: bool = False) -> list[dict[str, Any]]:
+    """Rows of a results CSV for one measured setting: one row per metric.
+
+    Args:
+        cfg: the notebook's :class:`reidnb.config.RunConfig` (profile, backbone, height,
+            width, epochs and dataset_kind are read from it).
+        paper_id, table: the published table reproduced (see the module docstring).
+        dataset: the paper's dataset name (``"Market-1501"``) or the loader name
+            (``"market1501"``). On a real dataset it must be ``cfg.dataset``; on the
+            synthetic set it names the published dataset the run stands in for.
+        protocol: ``"single-query"``, ``"multi-query"`` or ``""`` as in the CSV.
+        method, variant: the published row's strings, verbatim.
+        metrics: metric name (:data:`METRICS`) -> value in percent (0..100).
+        reranking: whether k-reciprocal re-ranking was applied.
+        seconds: wall time of this setting (training + evaluation), seconds.
+        epochs: epochs trained; ``None`` takes ``cfg.epochs``.
+        note: free text (reductions such as a train-id subset belong here). Synthetic runs
+            get ``"synthetic stand-in for <dataset>; not comparable"`` prepended.
+        extra: allow a setting that matches no published row of the table.
+
+    Returns:
+        list of dicts with exactly :data:`RESULT_COLUMNS`; ``is_ours`` is 1, ``paper`` is
+        the published title, ``image_size`` is ``"HxW"`` in pixels.
+
+    Raises:
+        ValueError: unknown paper/table/metric, a value outside 0..100 or not finite, a
+            dataset that contradicts ``cfg.dataset``, or (unless ``extra``) no published row
+            with this dataset/protocol/method/variant/reranking (the valid ones are listed).
+    """
+    pub = load_published(paper_id, table)
+    dataset = _paper_dataset(dataset)
+    kind = str(getattr(cfg, "dataset_kind", "real"))
+    if kind == "real":
+        expected = _paper_dataset(str(cfg.dataset))
+        if dataset != expected:
+            raise ValueError(f"result_rows: dataset {dataset!r} but the run used cfg.dataset="
+                             f"{cfg.dataset!r} ({expected}); a real run can only report its own "
+                             "dataset")
+    if not metrics:
+        raise ValueError("result_rows: metrics is empty; expected e.g. {'rank1': 86.4, 'mAP': 67.6}")
+    for name, v in metrics.items():
+        if name not in METRICS:
+            raise ValueError(f"result_rows: unknown metric {name!r}; expected one of {list(METRICS)}")
+        if not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v) \
+                or not 0.0 <= float(v) <= 100.0:
+            raise ValueError(f"result_rows: metric {name}={v!r} is not a percentage in [0, 100] "
+                             "(evaluation returns fractions: multiply by 100)")
+    reranking = int(bool(reranking))
+    if not extra:
+        own = pub[(pub["dataset"] == dataset)
+                  & (pub["protocol"].map(_norm_protocol) == _norm_protocol(protocol))
+                  & (pub["method"] == method) & (pub["variant"] == variant)
+                  & (pub["reranking"] == reranking)]
+        if own.empty:
+            cand = pub[pub["is_ours"] == 1].drop_duplicates(
+                ["dataset", "protocol", "method", "variant", "reranking"])
+            listing = "\n".join(
+                f"  dataset={r.dataset!r} protocol={r.protocol!r} method={r.method!r} "
+                f"variant={r.variant!r} reranking={r.reranking}" for r in cand.itertuples())
+            raise ValueError(
+                f"result_rows: {paper_id} {table} has no published row with dataset={dataset!r} "
+                f"protocol={protocol!r} method={method!r} variant={variant!r} "
+                f"reranking={reranking}; the paper's own rows are:\n{listing}\n"
+                "(pass extra=True to record a setting the paper did not print)")
+    if kind == "synthetic":
+        note = "; ".join(s for s in (f"synthetic stand-in for {dataset}; not comparable", note) if s)
+    height, width = _cfg_option(cfg, "height"), _cfg_option(cfg, "width")
+    if epochs is None:
+        epochs = _cfg_option(cfg, "epochs")
+    common = dict(
+        paper_id=paper_id, paper=str(pub["paper"].iloc[0]), table=table, dataset=dataset,
+        protocol=protocol, method=method, is_ours=1, variant=variant, reranking=reranking,
+        note=note, profile=str(cfg.profile), backbone=str(_cfg_option(cfg, "backbone", "")),
+        image_size=f"{height}x{width}" if height and width else "",
+        epochs=float("nan") if epochs is None else float(epochs), seconds=float(seconds),
+        dataset_kind=kind)
+    rows = []
+    for name, v in metrics.items():
+        row = dict(common, metric=name, value=float(v))
+        rows.append({c: row[c] for c in RESULT_COLUMNS})
+    return rows
+
+
+def write_results(rows: Iterable[Mapping[str, Any]], cfg: Any) -> Path:
+    """Write a notebook's measured rows to ``<cfg.output_dir>/results/<cfg.notebook>.csv``.
+
+    Call it once at the end of a notebook with all its rows (from :func:`result_rows`);
+    calling it again replaces the file. The write is atomic (:func:`reidnb.utils.atomic_path`):
+    a reader, or a failure half-way, never leaves a partial file.
+
+    Raises:
+        ValueError: a row lacks some of :data:`RESULT_COLUMNS` or has others (row index and
+            names in the message).
+    """
+    rows = [dict(r) for r in rows]
+    for i, r in enumerate(rows):
+        missing = [c for c in RESULT_COLUMNS if c not in r]
+        unknown = [c for c in r if c not in RESULT_COLUMNS]
+        if missing or unknown:
+            raise ValueError(f"write_results: row {i} has missing columns {missing} and unknown "
+                             f"columns {unknown}; build rows with result_rows()")
+    df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    path = Path(cfg.output_dir) / "results" / f"{cfg.notebook}.csv"
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return path
+
+
+def _read_one(path: Path) -> pd.DataFrame:
+    """Read and type-check one results CSV; errors name the file."""
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not a readable results CSV ({e})") from e
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: not a reidnb results CSV; missing columns {missing} "
+                         f"(expected {list(RESULT_COLUMNS)})")
+    df = df[list(RESULT_COLUMNS)].copy()
+    for col in (*_FLOAT_COLUMNS, *_INT_COLUMNS):
+        num = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
+        required = col in ("value", *_INT_COLUMNS)   # epochs/seconds may be blank
+        bad = df[col][num.isna() & (required | (df[col] != ""))]
+        if len(bad):
+            raise ValueError(f"{path}: column {col!r} has missing or non-numeric values "
+                             f"{sorted(set(bad))[:5]}")
+        df[col] = num.astype(int) if col in _INT_COLUMNS else num.astype(float)
+    df.insert(0, "notebook", path.stem)
+    return df
+
+
+def read_results(output_dir: str | Path) -> pd.DataFrame:
+    """Every ``<output_dir>/results/*.csv`` stacked into one DataFrame.
+
+    Returns:
+        columns ``notebook`` (file stem) + :data:`RESULT_COLUMNS`; empty (same columns)
+        when there is no results folder or no CSV in it.
+
+    Raises:
+        ValueError: a CSV that cannot be parsed, lacks columns (named) or has non-numeric
+            values; the message names the file.
+    """
+    folder = Path(output_dir) / "results"
+    frames = [_read_one(p) for p in sorted(folder.glob("*.csv")) if not p.name.startswith(".")]
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype=float if c in _FLOAT_COLUMNS else
+                                          int if c in _INT_COLUMNS else str)
+                             for c in ("notebook", *RESULT_COLUMNS)})
+    return pd.concat(frames, ignore_index=True)
+
+
+def results_overview(measured: pd.DataFrame) -> pd.DataFrame:
+    """One line per notebook that left results: rows, tables, profile, data, time.
+
+    Returns columns notebook, rows, tables (``"bcloss Table 1, ..."``), profile,
+    dataset_kind, backbone, image_size, seconds (sum over settings, rounded).
+    """
+    cols = ["notebook", "rows", "tables", "profile", "dataset_kind", "backbone", "image_size",
+            "seconds"]
+    if measured.empty:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for nb, g in measured.groupby("notebook", sort=True):
+        tables = list(dict.fromkeys(g["paper_id"] + " " + g["table"]))
+        settings = g.drop_duplicates(["paper_id", "table", "dataset", "protocol", "method",
+                                      "variant", "reranking"])
+        out.append(dict(notebook=nb, rows=len(g), tables=", ".join(tables),
+                        profile=_join(g["profile"]), dataset_kind=_join(g["dataset_kind"]),
+                        backbone=_join(g["backbone"]), image_size=_join(g["image_size"]),
+                        seconds=round(float(settings["seconds"].sum()), 1)))
+    return pd.DataFrame(out, columns=cols)
+
+
+def _join(values: Iterable[Any]) -> str:
+    return ",".join(str(v) for v in dict.fromkeys(values) if str(v) != "")
+
+
+# --------------------------------------------------------------------------- comparison
+def compare(measured: pd.DataFrame, paper_id: str, table: str, *,
+            include_others: bool = False) -> pd.DataFrame:
+    """Published vs measured, side by side, for one published table.
+
+    Rows match on (dataset, protocol, method, variant, metric, reranking) with an empty
+    protocol equal to ``"single-query"`` (module docstring). Several measurements of one
+    cell with the same profile and dataset_kind are averaged (``runs`` counts them);
+    measurements of one cell on real and synthetic data stay separate rows.
+
+    Args:
+        measured: frame with :data:`RESULT_COLUMNS` (e.g. :func:`read_results`); rows of
+            other papers/tables are ignored.
+        paper_id, table: the published table.
+        include_others: also list the compared methods of other papers (never measured).
+
+    Returns:
+        DataFrame with :data:`COMPARE_COLUMNS`, in the paper's row order, then measured
+        rows that match no published row (``status="no published value"``). ``published``,
+        ``measured`` and ``delta = measured - published`` are percent (NaN when missing).
+        ``status``: ``"not run"`` (published, not measured), ``"real"`` (comparable),
+        ``"synthetic: not comparable"`` (measured on the generated set, only the direction
+        of an ablation can be read from it) or ``"no published value"``.
+
+    Raises:
+        ValueError: unknown paper/table, or ``measured`` lacks columns.
+    """
+    pub = load_published(paper_id, table)
+    if not include_others:
+        pub = pub[pub["is_ours"] == 1]
+    pub = pub.assign(_protocol=pub["protocol"].map(_norm_protocol),
+                     _order=np.arange(len(pub)))
+    missing = [c for c in RESULT_COLUMNS if c not in measured.columns]
+    if missing:
+        raise ValueError(f"compare: measured frame lacks columns {missing}")
+    m = measured[(measured["paper_id"] == paper_id) & (measured["table"] == table)]
+    m = m.assign(protocol=m["protocol"].fillna("").astype(str),
+                 reranking=m["reranking"].astype(int), value=m["value"].astype(float))
+    m = m.assign(_protocol=m["protocol"].map(_norm_protocol))
+    pub = pub.rename(columns={"value": "published"})
+    if len(m):
+        agg = (m.groupby([*_MATCH, "profile", "dataset_kind"], sort=False, dropna=False)
+               .agg(measured=("value", "mean"), runs=("value", "size"),
+                    m_protocol=("protocol", "first"))
+               .reset_index())
+        merged = pub.merge(agg, on=list(_MATCH), how="outer", indicator=True)
+    else:
+        merged = pub.assign(profile="", dataset_kind="", measured=np.nan, runs=0,
+                            m_protocol="", _merge="both")
+    merged["protocol"] = merged["protocol"].where(merged["_merge"] != "right_only",
+                                                  merged["m_protocol"])
+    merged["paper_id"], merged["table"] = paper_id, table
+    merged["_order"] = merged["_order"].fillna(len(pub) + 1e6)
+    merged["is_ours"] = merged["is_ours"].fillna(1).astype(int)
+    merged["published"] = merged["published"].astype(float)
+    merged["measured"] = merged["measured"].astype(float)
+    merged["delta"] = merged["measured"] - merged["published"]
+    merged["runs"] = merged["runs"].fillna(0).astype(int)
+    merged["reranking"] = merged["reranking"].astype(int)
+    for c in ("profile", "dataset_kind", "protocol"):
+        merged[c] = merged[c].fillna("").astype(str)
+    merged["status"] = np.select(
+        [merged["measured"].isna(), merged["published"].isna(),
+         merged["dataset_kind"].str.contains("synthetic")],
+        ["not run", "no published value", "synthetic: not comparable"], default="real")
+    merged = merged.sort_values(["_order", "dataset_kind"], kind="stable")
+    return merged[list(COMPARE_COLUMNS)].reset_index(drop=True)
+
+
+def _tables() -> list[tuple[str, str]]:
+    pub = load_published()
+    return list(dict.fromkeys(zip(pub["paper_id"], pub["table"])))
+
+
+def summary_tables(measured: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """(paper_id, table, :func:`compare` frame) for every published table that has at
+    least one measured row, in paper order (:data:`PAPER_IDS`) then table order."""
+    out = []
+    have = set(zip(measured["paper_id"], measured["table"])) if len(measured) else set()
+    for pid in PAPER_IDS:
+        for p, t in _tables():
+            if p == pid and (p, t) in have:
+                out.append((p, t, compare(measured, p, t)))
+    return out
+
+
+def compare_all(measured: pd.DataFrame) -> pd.DataFrame:
+    """All :func:`summary_tables` frames stacked (empty with :data:`COMPARE_COLUMNS` if none)."""
+    frames = [df for _, _, df in summary_tables(measured)]
+    if not frames:
+        return pd.DataFrame(columns=list(COMPARE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
+
+
+def tables_not_run(measured: pd.DataFrame) -> pd.DataFrame:
+    """Published tables with no measured row: paper_id, table, paper's own rows, and the
+    notebook meant to reproduce it (:data:`TABLE_NOTEBOOKS`)."""
+    have = set(zip(measured["paper_id"], measured["table"])) if len(measured) else set()
+    pub = load_published()
+    out = []
+    for pid in PAPER_IDS:
+        for p, t in _tables():
+            if p == pid and (p, t) not in have:
+                own = pub[(pub["paper_id"] == p) & (pub["table"] == t) & (pub["is_ours"] == 1)]
+                out.append(dict(paper_id=p, table=t, own_rows=len(own),
+                                datasets=", ".join(dict.fromkeys(own["dataset"])),
+                                reproduced_by=TABLE_NOTEBOOKS.get((p, t), "")))
+    return pd.DataFrame(out, columns=["paper_id", "table", "own_rows", "datasets",
+                                      "reproduced_by"])
+
+
+def style_comparison(cmp: pd.DataFrame, caption: str | None = None):
+    """A pandas Styler of a :func:`compare` frame for notebooks and HTML reports.
+
+    Numbers with two decimals, ``"not run"`` for missing measurements, synthetic rows in
+    grey italics with the status spelled out; needs jinja2 (installed with nbconvert).
+    """
+    show = cmp.drop(columns=["paper_id", "table", "is_ours"], errors="ignore")
+    synthetic = show["status"].eq("synthetic: not comparable")
+
+    def _row_style(row):
+        style = "color: #888; font-style: italic" if synthetic.loc[row.name] else ""
+        return [style] * len(row)
+
+    sty = (show.style.format({"published": "{:.2f}", "measured": "{:.2f}", "delta": "{:+.2f}"},
+                             na_rep="—")
+           .apply(_row_style, axis=1).hide(axis="index"))
+    cap = caption or ""
+    if synthetic.any():
+        cap += (" — grey rows were measured on the synthetic set: not comparable with the "
+                "published numbers (only ablation directions mean something)")
+    return sty.set_caption(cap.strip(" —")) if cap else sty
+
+
+# --------------------------------------------------------------------------- ablations
+def _label(method: str, variant: str) -> str:
+    return f"{method} [{variant}]" if variant else method
+
+
+def ablation_directions(cmp: pd.DataFrame) -> pd.DataFrame:
+    """Does each measured ablation go the same way (better/worse) as the paper's?
+
+    Within one published table, dataset, protocol, metric, dataset_kind and profile, the
+    paper's own rows that were measured are compared with a reference: the first of them
+    in the paper's row order (the baseline as printed, e.g. bcloss ``Baseline``, SAL
+    setting 1, MagnifierNet ``G``, MaskReID without re-ranking). ``better`` means a higher
+    rank-k/mAP or a lower error rate.
+
+    Args:
+        cmp: :func:`compare` or :func:`compare_all` output.
+
+    Returns:
+        one row per (compared setting, metric): paper_id, table, dataset, protocol, metric,
+        dataset_kind, profile, reference, compared, published_delta, measured_delta
+        (compared minus reference, percent points), published_direction,
+        measured_direction (``better``/``worse``/``equal``), agrees (True/False; None when
+        the paper printed equal numbers).
+    """
+    cols = ["paper_id", "table", "dataset", "protocol", "metric", "dataset_kind", "profile",
+            "reference", "compared", "published_delta", "measured_delta",
+            "published_direction", "measured_direction", "agrees"]
+    ok = cmp[cmp["published"].notna() & cmp["measured"].notna() & cmp["is_ours"].eq(1)]
+    ok = ok.assign(_protocol=ok["protocol"].map(_norm_protocol))
+    out = []
+    keys = ["paper_id", "table", "dataset", "_protocol", "metric", "dataset_kind", "profile"]
+    for key, g in ok.groupby(keys, sort=False):
+        if len(g) < 2:
+            continue
+        k = dict(zip(keys, key))
+        ref = g.iloc[0]
+        sign = -1.0 if k["metric"] in _LOWER_IS_BETTER else 1.0
+        for _, r in g.iloc[1:].iterrows():
+            dp = float(r["published"] - ref["published"])
+            dm = float(r["measured"] - ref["measured"])
+            pdir, mdir = _direction(sign * dp), _direction(sign * dm)
+            out.append(dict(
+                paper_id=k["paper_id"], table=k["table"], dataset=k["dataset"],
+                protocol=ref["protocol"], metric=k["metric"], dataset_kind=k["dataset_kind"],
+                profile=k["profile"],
+                reference=_label(ref["method"], ref["variant"]) + _rr(ref["reranking"]),
+                compared=_label(r["method"], r["variant"]) + _rr(r["reranking"]),
+                published_delta=dp, measured_delta=dm, published_direction=pdir,
+                measured_direction=mdir, agrees=None if pdir == "equal" else pdir == mdir))
+    return pd.DataFrame(out, columns=cols)
+
+
+def _rr(reranking: int) -> str:
+    return " +re-rank" if int(reranking) else ""
+
+
+def _direction(d: float, tol: float = 1e-9) -> str:
+    return "better" if d > tol else "worse" if d < -tol else "equal"
+
+
+def ablation_statements(measured: pd.DataFrame) -> dict[str, str]:
+    """A short Markdown statement per paper (:data:`PAPER_IDS`) of which published ablation
+    directions the measurements reproduce; also says when a paper was not run at all.
+
+    Args:
+        measured: :func:`read_results` output.
+
+    Returns:
+        paper_id -> Markdown text.
+    """
+    cmp = compare_all(measured)
+    dirs = ablation_directions(cmp) if len(cmp) else ablation_directions(
+        pd.DataFrame(columns=list(COMPARE_COLUMNS)))
+    pub = load_published()
+    out: dict[str, str] = {}
+    for pid in PAPER_IDS:
+        title = pub.loc[pub["paper_id"] == pid, "paper"].iloc[0]
+        head = f"**{pid}** ({title}): "
+        got = cmp[(cmp["paper_id"] == pid) & cmp["measured"].notna()]
+        if got.empty:
+            out[pid] = head + "not run (no measured rows)."
+            continue
+        d = dirs[dirs["paper_id"] == pid]
+        decided = d[d["agrees"].notna()]
+        if decided.empty:
+            out[pid] = head + (f"{len(got)} measured cells, but no ablation pair (needs two of "
+                               "the paper's own settings of one table measured alike).")
+            continue
+        n_ok = int(decided["agrees"].astype(bool).sum())
+        kinds = _join(decided["dataset_kind"])
+        lines = [head + f"{n_ok} of {len(decided)} published ablation directions reproduced"
+                 + (" — on synthetic data: directions only, magnitudes are not comparable."
+                    if "synthetic" in kinds else " (real data).")]
+        for (table, dataset, proto, ref, comp), g in decided.groupby(
+                ["table", "dataset", "protocol", "reference", "compared"], sort=False):
+            parts = [f"{r.metric} {r.published_delta:+.2f}/{r.measured_delta:+.2f} "
+                     f"{'✓' if r.agrees else '✗'}" for r in g.itertuples()]
+            where = f"{table}, {dataset}" + (f" {proto}" if proto else "")
+            lines.append(f"- {where}: {comp} vs {ref}: " + "; ".join(parts)
+                         + " (published/measured change)")
+        out[pid] = "\n".join(lines)
+    return out
+
+
+# --------------------------------------------------------------------------- headlines
+def headline(results: pd.DataFrame, max_settings: int = 4) -> list[str]:
+    """A few one-line summaries of a notebook's own results (for report index pages).
+
+    Picks the first ``max_settings`` settings (paper/table/dataset/protocol/method/variant/
+    re-ranking, file order) and shows rank1, mAP and error_rate, e.g.
+    ``"bcloss Table 1 · Market-1501 · Ours: rank1 86.40, mAP 67.64 (synthetic)"``.
+    """
+    r = results[results["is_ours"] == 1]
+    r = r[r["metric"].isin(["rank1", "mAP", "error_rate"])]
+    keys = ["paper_id", "table", "dataset", "protocol", "method", "variant", "reranking"]
+    lines = []
+    for key, g in r.groupby(keys, sort=False):
+        if len(lines) >= max_settings:
+            break
+        pid, table, dataset, proto, method, variant, rr = key
+        vals = ", ".join(f"{m.metric} {m.value:.2f}" for m in g.itertuples())
+        where = " · ".join(s for s in (f"{pid} {table}", dataset, proto) if s)
+        kinds = _join(g["dataset_kind"])
+        lines.append(f"{where} · {_label(method, variant)}{_rr(rr)}: {vals}"
+                     + (" (synthetic)" if "synthetic" in kinds else ""))
+    return lines
