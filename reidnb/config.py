@@ -44,6 +44,11 @@ PROFILES: dict[str, dict[str, Any]] = {
 #: Notebook-specific defaults per profile; merged over :data:`PROFILES`.
 NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "00_data": {"smoke": {}, "quick": {}, "paper": {}},
+    "01_bcloss": {"smoke": {}, "quick": {}, "paper": {}},
+    "02_maskreid": {"smoke": {}, "quick": {}, "paper": {}},
+    "03_sal": {"smoke": {}, "quick": {}, "paper": {}},
+    "04_magnifiernet": {"smoke": {}, "quick": {}, "paper": {}},
+    "05_summary": {"smoke": {}, "quick": {}, "paper": {}},
 }
 
 _COMMON_FIELDS = ("profile", "dataset", "data_root", "device", "seed", "output_dir")
