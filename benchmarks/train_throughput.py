@@ -1,0 +1,248 @@
+"""Training throughput (images/s) of ``reidnb.engine.Trainer`` against a plain PyTorch loop.
+
+Same model (torchvision ResNet-18 trunk + linear classifier, random init), same data
+(random 3 x 128 x 64 images held in memory, served as dict batches by one DataLoader),
+same loss (cross-entropy) and optimiser (SGD, momentum 0.9, weight decay 5e-4). On a GPU
+both loops use bf16 autocast (fp16 + GradScaler where bf16 is missing) and channels_last;
+on the CPU both run plain float32. The plain loop reads the loss back every step
+(``loss.item()``), as any loop that logs or checks its loss does; the Trainer also
+computes its per-batch distance statistics and NaN check, which is the overhead measured.
+
+Part [1] compares the two on ResNet-18. On a shared CPU its per-round noise can exceed
+the difference sought, so part [2] measures the loop's own cost directly: the same two
+loops around a near-free model (average pooling + two linear layers), where the time per
+iteration is almost all loop overhead (collate, copies, bookkeeping); the difference,
+set against the ResNet-18 step time of part [1], is the Trainer's overhead.
+
+Both loops start from the same weights (same seed) and warm up on ``--warmup`` batches;
+then ``--rounds`` rounds each run ``--chunk`` batches through one loop and then the other
+(the order flips every round), so both see the same load on a shared machine. Reported:
+images per second of wall time (data loading included) and images per CPU-second of the
+process (``time.process_time``, all threads: robust against other users of a shared CPU,
+meaningless on a GPU where the host mostly waits).
+
+Usage::
+
+    python benchmarks/train_throughput.py                   # CPU here: 2 threads
+    python benchmarks/train_throughput.py --rounds 10 --chunk 20 --batch-size 64  # GPU box
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from reidnb.engine import Trainer  # noqa: E402
+from reidnb.losses import Term, cross_entropy  # noqa: E402
+from reidnb.utils import resolve_device  # noqa: E402
+
+
+class ResNet18Classifier(nn.Module):
+    """ResNet-18 trunk -> 512-d GAP feature (``embeddings``) -> linear ``logits``."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.trunk = torchvision.models.resnet18(weights=None)
+        self.trunk.fc = nn.Identity()
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        emb = self.trunk(x)                          # [N, 512]
+        if not self.training:
+            return emb
+        return {"logits": self.classifier(emb), "embeddings": emb}
+
+
+class InMemory(Dataset):
+    def __init__(self, n: int, num_classes: int, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.imgs = torch.randn(n, 3, 128, 64, generator=g)        # [N, 3, H, W]
+        self.pids = torch.randint(0, num_classes, (n,), generator=g)
+
+    def __len__(self):
+        return len(self.pids)
+
+    def __getitem__(self, i):
+        return {"img": self.imgs[i], "pid": self.pids[i], "index": i}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class PlainLoop:
+    """The reference loop, as one would write it by hand."""
+
+    def __init__(self, model: nn.Module, device: torch.device, amp_dtype):
+        self.device, self.amp_dtype = device, amp_dtype
+        self.cuda = device.type == "cuda"
+        self.model = model.to(device).train()
+        if self.cuda:
+            self.model.to(memory_format=torch.channels_last)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9,
+                                   weight_decay=5e-4)
+        self.scaler = torch.amp.GradScaler("cuda") if amp_dtype is torch.float16 else None
+
+    def run(self, loader) -> int:
+        n = 0
+        for batch in loader:
+            x = batch["img"].to(self.device, non_blocking=True)      # [B, 3, 128, 64]
+            y = batch["pid"].to(self.device, non_blocking=True)      # [B]
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype,
+                                enabled=self.amp_dtype is not None):
+                out = self.model(x)
+            loss = F.cross_entropy(out["logits"].float(), y)
+            self.opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.opt.step()
+            loss.item()
+            n += len(y)
+        return n
+
+
+class TrainerLoop:
+    """The same work through ``reidnb.engine.Trainer`` (one ``fit`` epoch per call)."""
+
+    def __init__(self, model: nn.Module, device: torch.device):
+        self.tr = Trainer(model, {"ce": (1.0, Term(cross_entropy, key="logits"))},
+                          device=device, lr=0.01, momentum=0.9, weight_decay=5e-4,
+                          progress=False)
+
+    def run(self, loader) -> int:
+        self.tr.fit(loader, epochs=self.tr.epoch + 1)
+        return len(loader.dataset)
+
+
+class TinyClassifier(nn.Module):
+    """Almost free model (pool to 3x4x2, linear): its step time is the loop's own overhead."""
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.embed = nn.Linear(24, 512)
+        self.classifier = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        emb = self.embed(F.adaptive_avg_pool2d(x, (4, 2)).flatten(1))   # [N, 512]
+        if not self.training:
+            return emb
+        return {"logits": self.classifier(emb), "embeddings": emb}
+
+
+def compare(make, args, device, amp_dtype, chunk_iters: int) -> dict[str, dict]:
+    """Alternating rounds of both loops; per loop: images, wall and CPU seconds, rounds."""
+    cuda, bs = device.type == "cuda", args.batch_size
+    warm = DataLoader(InMemory(args.warmup * bs, args.num_classes, seed=1), batch_size=bs,
+                      shuffle=True, pin_memory=cuda)
+    chunk = DataLoader(InMemory(chunk_iters * bs, args.num_classes, seed=2), batch_size=bs,
+                       shuffle=True, pin_memory=cuda)
+    loops = {"plain loop": PlainLoop(make(args.num_classes, 0), device, amp_dtype),
+             "Trainer": TrainerLoop(make(args.num_classes, 0), device)}
+    for loop in loops.values():
+        loop.run(warm)
+    res = {name: {"images": 0, "wall": 0.0, "cpu": 0.0, "rounds": []} for name in loops}
+    names = list(loops)
+    for r in range(args.rounds):            # alternate, so both see the same machine load
+        for name in (names if r % 2 == 0 else names[::-1]):
+            if cuda:
+                torch.cuda.synchronize()
+            t0, c0 = time.perf_counter(), time.process_time()
+            n = loops[name].run(chunk)
+            if cuda:
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            res[name]["images"] += n
+            res[name]["wall"] += dt
+            res[name]["cpu"] += time.process_time() - c0
+            res[name]["rounds"].append(n / dt)
+    return res
+
+
+def _with_torch(make):
+    def build(num_classes, seed):
+        torch.manual_seed(seed)
+        return make(num_classes)
+    return build
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=6, help="alternating timed rounds")
+    ap.add_argument("--chunk", type=int, default=2, help="ResNet-18 iterations per round")
+    ap.add_argument("--overhead-chunk", type=int, default=25,
+                    help="iterations per round of the near-free model (0: skip that part)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed iterations per loop")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--num-classes", type=int, default=8)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    amp_dtype = None
+    if cuda:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    gpu = torch.cuda.get_device_name(device) if cuda else "none"
+    prec = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}
+    print(f"hardware: CPU {cpu_name()} ({os.cpu_count()} logical CPUs, torch threads "
+          f"{torch.get_num_threads()}); GPU {gpu}; load average "
+          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"torch {torch.__version__}, device {device}, {prec[amp_dtype]}"
+          f"{' + channels_last' if cuda else ''}; batch {args.batch_size} of 3x128x64; "
+          f"{args.rounds} alternating rounds per model (+{args.warmup} warm-up iterations)",
+          flush=True)
+    clock = "wall" if cuda else "cpu"   # CPU time: robust to other users of a shared CPU
+
+    print(f"\n[1] ResNet-18 + linear({args.num_classes}), {args.chunk} iterations per round")
+    res = compare(_with_torch(ResNet18Classifier), args, device, amp_dtype, args.chunk)
+    print(f"{'loop':<12}{'img/s (wall)':>14}{'img per CPU-s':>15}{'images':>8}"
+          "   img/s (wall) of each round")
+    for name, r in res.items():
+        print(f"{name:<12}{r['images'] / r['wall']:>14.1f}{r['images'] / r['cpu']:>15.1f}"
+              f"{r['images']:>8d}   " + " ".join(f"{x:.1f}" for x in r["rounds"]))
+    ratio = {c: (res["Trainer"]["images"] / res["Trainer"][c])
+             / (res["plain loop"]["images"] / res["plain loop"][c]) for c in ("wall", "cpu")}
+    print(f"Trainer / plain loop: wall {ratio['wall']:.3f}, CPU time {ratio['cpu']:.3f} "
+          "(1.0 = no overhead)")
+    step_ms = 1000 * res["plain loop"][clock] / (res["plain loop"]["images"] / args.batch_size)
+
+    if args.overhead_chunk > 0:
+        print(f"\n[2] loop overhead alone: near-free model, {args.overhead_chunk} iterations "
+              "per round")
+        ov = compare(_with_torch(TinyClassifier), args, device, amp_dtype,
+                     args.overhead_chunk)
+        ms = {name: 1000 * r[clock] / (r["images"] / args.batch_size) for name, r in ov.items()}
+        for name, v in ms.items():
+            print(f"{name:<12}{v:>8.2f} ms per iteration ({clock} time)")
+        extra = ms["Trainer"] - ms["plain loop"]
+        print(f"Trainer overhead {extra:.2f} ms per iteration = {100 * extra / step_ms:.1f}% "
+              f"of a ResNet-18 step of the plain loop ({step_ms:.0f} ms, {clock} time) -> "
+              f"expected Trainer / plain loop = {step_ms / (step_ms + extra):.3f}")
+
+
+if __name__ == "__main__":
+    main()
