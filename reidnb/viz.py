@@ -701,3 +701,222 @@ def plot_image_sizes(records, *, max_images: int = 2000, seed: int = 0):
                  fontsize="medium")
     fig.tight_layout()
     return fig
+
+
+# ======================================================================= 04_magnifiernet
+# (section owned by the 04_magnifiernet helper: part masks, activation overlays, top-1
+# retrieval, SFB vs AB, K-hat sweep; data gathering in reidnb/magnifiernet_recipes.py)
+
+def _mn_part_legend(fig):
+    from matplotlib.patches import Patch
+
+    from .masks import PART_COLORS, PART_NAMES
+
+    handles = [Patch(color=np.asarray(c) / 255.0, label=n)
+               for c, n in zip(PART_COLORS, PART_NAMES)]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize="x-small",
+               frameon=False)
+
+
+def plot_part_predictions(rgb, pseudo, predicted, *, titles=None, title=None):
+    """Images, their pseudo part labels and the mask module's prediction (002 §3.1, M).
+
+    Args:
+        rgb: uint8 [N, H, W, 3] images.
+        pseudo: int [N, H, W] part labels 0..7 used as training targets, or None (real
+            query/gallery images have none).
+        predicted: int [N, H', W'] predicted labels 0..7 (``magnifiernet_recipes.
+            predicted_parts``: argmax at feature resolution, upsampled to the image).
+        titles: optional caption per image.
+
+    Returns:
+        matplotlib Figure: one column per image, rows image / pseudo label / prediction,
+        with the part colour legend (``reidnb.masks.PART_COLORS``).
+
+    Raises:
+        ValueError: the arrays disagree in their number of images.
+    """
+    import matplotlib.pyplot as plt
+
+    from .masks import colorize_parts
+
+    rgb = np.asarray(rgb)
+    predicted = np.asarray(predicted)
+    n = len(rgb)
+    if len(predicted) != n or (pseudo is not None and len(pseudo) != n) or n == 0:
+        raise ValueError(f"plot_part_predictions: {n} images, "
+                         f"{None if pseudo is None else len(pseudo)} pseudo labels and "
+                         f"{len(predicted)} predictions; expected equal, non-zero counts")
+    rows = [("image", rgb)] + ([("pseudo label", pseudo)] if pseudo is not None else []) \
+        + [("predicted (M)", predicted)]
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 0.6, 2.1 * len(rows) + 0.5),
+                             squeeze=False)
+    for r, (name, data) in enumerate(rows):
+        for i in range(n):
+            ax = axes[r, i]
+            img = data[i] if name == "image" else colorize_parts(np.asarray(data[i]))
+            ax.imshow(img, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_ylabel(name, fontsize="small")
+            if r == 0 and titles is not None:
+                ax.set_title(str(titles[i]), fontsize=7)
+    _mn_part_legend(fig)
+    fig.suptitle(title or "pseudo part labels vs the mask module's prediction "
+                 "(at feature resolution)", fontsize="small")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def plot_activation_overlays(rgb, maps, *, alpha: float = 0.5, cmap: str = "jet",
+                             title=None):
+    """Fig. 2-style activation overlays: one column per model, one row per image.
+
+    Args:
+        rgb: uint8 [N, H, W, 3] images.
+        maps: ordered mapping name -> float [N, H, W] in [0, 1] (e.g.
+            ``magnifiernet_recipes.activation_maps``: backbone activation mean_c F^2).
+        alpha: overlay opacity.
+
+    Returns:
+        matplotlib Figure.
+
+    Raises:
+        ValueError: no maps, or a map whose shape is not [N, H, W] of the images.
+    """
+    import matplotlib.pyplot as plt
+
+    rgb = np.asarray(rgb)
+    if not maps:
+        raise ValueError("plot_activation_overlays: no activation maps")
+    for name, m in maps.items():
+        if np.asarray(m).shape != rgb.shape[:3]:
+            raise ValueError(f"plot_activation_overlays: map {name!r} is "
+                             f"{np.asarray(m).shape}, expected {rgb.shape[:3]} (N, H, W)")
+    n, cols = len(rgb), 1 + len(maps)
+    fig, axes = plt.subplots(n, cols, figsize=(1.25 * cols + 0.4, 2.2 * n), squeeze=False)
+    for i in range(n):
+        axes[i, 0].imshow(rgb[i])
+        for j, (name, m) in enumerate(maps.items(), start=1):
+            axes[i, j].imshow(rgb[i])
+            axes[i, j].imshow(np.asarray(m[i]), cmap=cmap, alpha=alpha, vmin=0, vmax=1)
+            if i == 0:
+                axes[i, j].set_title(name, fontsize=7)
+        if i == 0:
+            axes[i, 0].set_title("image", fontsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title or "backbone activation (mean over channels of F², per image "
+                 "scaled to [0, 1])", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_top1_pairs(query_rgb, rows, *, names=("baseline", "+SAB"), alpha: float = 0.45,
+                    title=None):
+    """Fig. 3-style panel: each query with the top-1 match of two models and their
+    activation maps, bordered green (same identity) or red (another identity).
+
+    Args:
+        query_rgb: uint8 [Q, H, W, 3] query images.
+        rows: per query a list of two dicts (one per model) with ``rgb`` uint8 [H, W, 3]
+            (the top-1 gallery image), ``correct`` bool, ``query_map`` and ``match_map``
+            float [H, W] in [0, 1] (activation maps of the query and of the match under
+            that model), ``dist`` float.
+        names: the two models' names.
+
+    Returns:
+        matplotlib Figure with Q rows x 5 columns: query; model A's map on the query, A's
+        top-1 with its map; model B's map on the query, B's top-1 with its map.
+
+    Raises:
+        ValueError: counts that disagree.
+    """
+    import matplotlib.pyplot as plt
+
+    query_rgb = np.asarray(query_rgb)
+    if len(rows) != len(query_rgb) or not len(rows) or any(len(r) != 2 for r in rows):
+        raise ValueError(f"plot_top1_pairs: {len(query_rgb)} queries and {len(rows)} rows; "
+                         "expected one row of two models per query")
+    fig, axes = plt.subplots(len(rows), 5, figsize=(6.6, 2.3 * len(rows)), squeeze=False)
+    for i, pair in enumerate(rows):
+        axes[i, 0].imshow(query_rgb[i])
+        axes[i, 0].set_title("query", fontsize=7)
+        for k, (name, r) in enumerate(zip(names, pair)):
+            qa, ma = axes[i, 1 + 2 * k], axes[i, 2 + 2 * k]
+            qa.imshow(query_rgb[i])
+            qa.imshow(r["query_map"], cmap="jet", alpha=alpha, vmin=0, vmax=1)
+            qa.set_title(f"{name}: query", fontsize=7)
+            ma.imshow(r["rgb"])
+            ma.imshow(r["match_map"], cmap="jet", alpha=alpha, vmin=0, vmax=1)
+            ma.set_title(f"{name}: top-1 {r['dist']:.2f}", fontsize=7)
+            for s in ma.spines.values():
+                s.set_edgecolor("tab:green" if r["correct"] else "tab:red")
+                s.set_linewidth(4)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(title or "top-1 retrieval: green = same identity, red = another identity",
+                 fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_fusion_comparison(frame, *, title=None):
+    """Fig. 4: SFB (GRU fusion) vs the ablation branch AB, rank-1 and mAP bars.
+
+    Args:
+        frame: long DataFrame with columns branch, metric, value (percent)
+            (``magnifiernet_recipes.fig4_frame``).
+
+    Raises:
+        ValueError: empty frame or missing columns.
+    """
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    need = {"branch", "metric", "value"}
+    if frame is None or len(frame) == 0 or not need <= set(frame.columns):
+        raise ValueError(f"plot_fusion_comparison: need a non-empty frame with columns {need}")
+    fig, ax = plt.subplots(figsize=(4.2, 3))
+    sns.barplot(data=frame, x="metric", y="value", hue="branch", ax=ax)
+    for c in ax.containers:
+        ax.bar_label(c, fmt="%.1f", fontsize="x-small")
+    ax.set_ylabel("%")
+    ax.set_xlabel("")
+    ax.set_title(title or "SFB vs ablation branch AB (G+M+SAB+SFB, no SD)", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def plot_k_hat_sweep(frame, *, metrics=("mAP", "rank1"), title=None):
+    """Fig. 5: rank-1 / mAP against the number of kept regions K-hat, one line per SAB
+    sampling strategy (Random-torso vs Random-baseline).
+
+    Args:
+        frame: DataFrame with columns sampling, k_hat and the metrics (percent)
+            (``magnifiernet_recipes.fig5_frame``).
+
+    Raises:
+        ValueError: empty frame or missing columns.
+    """
+    import matplotlib.pyplot as plt
+
+    need = {"sampling", "k_hat", *metrics}
+    if frame is None or len(frame) == 0 or not need <= set(frame.columns):
+        raise ValueError(f"plot_k_hat_sweep: need a non-empty frame with columns {need}")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 2.9), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for s, g in frame.groupby("sampling", sort=False):
+            g = g.sort_values("k_hat")
+            ax.plot(g["k_hat"], g[metric], marker="o", label=s.replace("_", "-"))
+        ax.set_xlabel("K-hat (regions kept by SAB)")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_xticks(sorted(frame["k_hat"].unique()))
+        ax.legend(fontsize="x-small", frameon=False)
+    fig.suptitle(title or "SAB region sampling: Random-torso vs Random-baseline "
+                 "(G+M+SAB+SFB, no SD)", fontsize="small")
+    fig.tight_layout()
+    return fig
