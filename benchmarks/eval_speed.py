@@ -30,6 +30,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def reference_re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value
 # ------------------------------------------------------------------ one measurement
 
 
-def worker(task: str, dim: int, threads: int) -> dict:
+def worker(task: str, dim: int, threads: int, save_dir: str | None = None) -> dict:
     import numpy as np
     import torch
 
@@ -203,7 +204,8 @@ def worker(task: str, dim: int, threads: int) -> dict:
         wall_fn = time.perf_counter() - wall
         if r is not None:
             info = {"R1": 100 * r.cmc[0], "mAP": 100 * r.mAP, "mINP": 100 * r.mINP}
-        np.save(f"/tmp/reidnb_bench_{task}.npy", out)
+        if save_dir:
+            np.save(Path(save_dir) / f"{task}.npy", out)
         return {"wall": wall_fn, "cpu": time.process_time() - cpu,
                 "peak_extra": _status()["VmHWM"] - base, "resettable": resettable, **info}
     else:
@@ -212,9 +214,9 @@ def worker(task: str, dim: int, threads: int) -> dict:
             "peak_extra": _status()["VmHWM"] - base, "resettable": resettable, **info}
 
 
-def run(task: str, args) -> dict:
+def run(task: str, args, save_dir: str | None) -> dict:
     cmd = [sys.executable, __file__, "--worker", task, "--dim", str(args.dim),
-           "--threads", str(args.threads)]
+           "--threads", str(args.threads)] + (["--save-dir", save_dir] if save_dir else [])
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"measurement {task!r} failed:\n{res.stderr}")
@@ -242,9 +244,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--only", choices=["rank", "rerank"], help="run only one group")
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--save-dir", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.dim, args.threads)))
+        print(json.dumps(worker(args.worker, args.dim, args.threads, args.save_dir)))
         return
     print(f"machine: {machine()}")
     print(f"torch threads: {args.threads}; features: D={args.dim}, structured (see docstring)")
@@ -259,18 +262,20 @@ def main() -> None:
         if args.reference:
             tasks.append(("rerank_ref", f"reference re_ranking {Q} + {G} images"))
     results = {}
-    for task, label in tasks:
-        r = results[task] = run(task, args)
-        extra = "".join(f"  {k} {r[k]:.2f}" for k in ("R1", "mAP", "mINP") if k in r)
-        flag = "" if r["resettable"] else " (peak since start: clear_refs unavailable)"
-        print(f"{label}: wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  peak beyond inputs "
-              f"{r['peak_extra'] / 2**20:8.1f} MiB{flag}{extra}", flush=True)
-    if "rerank" in results and "rerank_ref" in results:
-        import numpy as np
+    with tempfile.TemporaryDirectory(prefix="reidnb_bench_") as tmp:
+        save_dir = tmp if args.reference else None          # re-ranked matrices to compare
+        for task, label in tasks:
+            r = results[task] = run(task, args, save_dir)
+            extra = "".join(f"  {k} {r[k]:.2f}" for k in ("R1", "mAP", "mINP") if k in r)
+            flag = "" if r["resettable"] else " (peak since start: clear_refs unavailable)"
+            print(f"{label}: wall {r['wall']:7.2f} s  cpu {r['cpu']:7.2f} s  peak beyond "
+                  f"inputs {r['peak_extra'] / 2**20:8.1f} MiB{flag}{extra}", flush=True)
+        if "rerank" in results and "rerank_ref" in results:
+            import numpy as np
 
-        a = np.load("/tmp/reidnb_bench_rerank.npy")
-        b = np.load("/tmp/reidnb_bench_rerank_ref.npy")
-        print(f"re_ranking vs reference: max |difference| {np.abs(a - b).max():.2e}")
+            a = np.load(Path(tmp) / "rerank.npy")
+            b = np.load(Path(tmp) / "rerank_ref.npy")
+            print(f"re_ranking vs reference: max |difference| {np.abs(a - b).max():.2e}")
     print(f"load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
