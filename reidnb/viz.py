@@ -520,7 +520,7 @@ def plot_attention_overlays(images, maps_by_run, *, stage_names=("stage4", "stag
     if titles is not None and len(titles) != n:
         raise ValueError(f"titles has {len(titles)} entries for {n} images")
     ncol = 1 + k * len(runs)
-    fig, axes = plt.subplots(n, ncol, figsize=(1.1 * ncol, 2.1 * n), squeeze=False)
+    fig, axes = plt.subplots(n, ncol, figsize=(1.35 * ncol, 2.2 * n), squeeze=False)
     letters = "abcdefghijklmnopqrstuvwxyz"
     for i in range(n):
         axes[i, 0].imshow(rgb[i])
@@ -533,12 +533,13 @@ def plot_attention_overlays(images, maps_by_run, *, stage_names=("stage4", "stag
                 axes[i, col].imshow(_upsample(m[i], height, width), cmap=cmap, alpha=alpha,
                                     vmin=0, vmax=1)
                 col += 1
-    axes[0, 0].set_title("(a) image", fontsize="small")
+    axes[0, 0].set_title("(a) image", fontsize="x-small")
     col = 1
     for name, maps in runs.items():
         for j in range(k):
             label = stage_names[j] if j < len(stage_names) else f"map {j + 1}"
-            axes[0, col].set_title(f"({letters[col % 26]}) {label}\n{name}", fontsize="small")
+            run = str(name).replace(" (", "\n(")    # "with SAC (setting 8)" on two lines
+            axes[0, col].set_title(f"({letters[col % 26]}) {label}\n{run}", fontsize="x-small")
             col += 1
     for ax in axes.flat:
         ax.set_xticks([])
@@ -840,7 +841,7 @@ def plot_top1_pairs(query_rgb, rows, *, names=("baseline", "+SAB"), alpha: float
     if len(rows) != len(query_rgb) or not len(rows) or any(len(r) != 2 for r in rows):
         raise ValueError(f"plot_top1_pairs: {len(query_rgb)} queries and {len(rows)} rows; "
                          "expected one row of two models per query")
-    fig, axes = plt.subplots(len(rows), 5, figsize=(6.6, 2.3 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 5, figsize=(7.5, 2.5 * len(rows)), squeeze=False)
     for i, pair in enumerate(rows):
         axes[i, 0].imshow(query_rgb[i])
         axes[i, 0].set_title("query", fontsize=7)
@@ -848,10 +849,10 @@ def plot_top1_pairs(query_rgb, rows, *, names=("baseline", "+SAB"), alpha: float
             qa, ma = axes[i, 1 + 2 * k], axes[i, 2 + 2 * k]
             qa.imshow(query_rgb[i])
             qa.imshow(r["query_map"], cmap="jet", alpha=alpha, vmin=0, vmax=1)
-            qa.set_title(f"{name}: query", fontsize=7)
+            qa.set_title(f"{name}\non the query", fontsize=7)
             ma.imshow(r["rgb"])
             ma.imshow(r["match_map"], cmap="jet", alpha=alpha, vmin=0, vmax=1)
-            ma.set_title(f"{name}: top-1 {r['dist']:.2f}", fontsize=7)
+            ma.set_title(f"{name}\ntop-1, d = {r['dist']:.2f}", fontsize=7)
             for s in ma.spines.values():
                 s.set_edgecolor("tab:green" if r["correct"] else "tab:red")
                 s.set_linewidth(4)

@@ -1,0 +1,405 @@
+"""Tests for reidnb.sal_recipes (notebook 03_sal: 004 Tables 1-4, Fig. 3) and the SAL plot
+in reidnb.viz. No training: the two-stage driver is checked with a recording stand-in for
+train_and_evaluate; losses, tables and the attention statistics with hand-worked values."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from reidnb import sal_recipes as sr
+from reidnb.config import make_config
+from reidnb.data.datasets import Record, ReIDDataset
+from reidnb.results import RESULT_COLUMNS, load_published
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+# --------------------------------------------------------------------------- settings
+def test_table1_variants_are_the_published_rows():
+    pub = load_published("sal", "Table 1")
+    assert set(pub["variant"]) == {s.variant for s in sr.TABLE1.values()}
+    for s in sr.TABLE1.values():
+        assert set(pub.loc[pub["variant"] == s.variant, "metric"]) == {"rank1", "mAP"}
+
+
+def test_components_spell_the_variant_except_the_unknown_setting():
+    for s in sr.TABLE1.values():
+        if s.id == "4":
+            assert s.uncertain.startswith("UNCERTAIN")
+            assert s.model_kw == {"dilation": False, "multi_level": True, "stage6": True}
+            continue
+        assert s.variant == f"setting {s.id}: {s.components}"
+        assert not s.uncertain
+    assert sr.TABLE1["1"].model_kw == {"dilation": False, "multi_level": False, "stage6": False}
+    assert sr.TABLE1["8"].model_kw == {"dilation": True, "multi_level": True, "stage6": True}
+
+
+@pytest.mark.parametrize("sid,stage1,stage2", [
+    ("1", {"ce"}, {"ce"}),
+    ("2", {"quad"}, {"quad"}),
+    ("3", {"ce"}, {"ce", "quad"}),
+    ("3(T)", {"ce"}, {"ce", "trip"}),
+    ("4", {"ce", "sac"}, {"ce", "quad", "sac"}),
+    ("5", {"ce"}, {"ce", "quad"}),
+    ("6", {"ce", "sac"}, {"ce", "sac"}),
+    ("7", {"quad", "sac"}, {"quad", "sac"}),
+    ("8", {"ce", "sac"}, {"ce", "quad", "sac"}),
+])
+def test_loss_terms_per_stage(sid, stage1, stage2):
+    s = sr.TABLE1[sid]
+    assert set(sr.loss_terms(s, 1)) == stage1
+    assert set(sr.loss_terms(s, 2)) == stage2
+    assert all(w == 1.0 for w, _ in sr.loss_terms(s, 2).values())  # Eq. 6: weights 1
+    with pytest.raises(ValueError, match="stage"):
+        sr.loss_terms(s, 3)
+
+
+def test_metric_terms_use_the_papers_margins():
+    # 1-D embeddings x = [0, 2, 3, 4], ids [0, 0, 1, 2]; valid anchors 0 and 1.
+    # anchor 0: d_ij = 2, nearest negative k = x3 (d 3), h = x4 (d_kh 1):
+    #   quad = max(0, 2-3+0.5) + max(0, 2-1+0.2) = 0 + 1.2; triplet(0.5) = 0
+    # anchor 1: d_ij = 2, k = x3 (d 1), h = x4 (d_kh 1): quad = 1.5 + 1.2 = 2.7;
+    #   triplet(0.5) = 1.5  ->  means: quad 1.95, triplet 0.75 (0.65 with BoT's 0.3)
+    out = {"embeddings": torch.tensor([[0.0], [2.0], [3.0], [4.0]])}
+    batch = {"pid": torch.tensor([0, 0, 1, 2])}
+    _, quad = sr.loss_terms(sr.TABLE1["3"], 2)["quad"]
+    _, trip = sr.loss_terms(sr.TABLE1["3(T)"], 2)["trip"]
+    assert float(quad(out, batch)) == pytest.approx(1.95)
+    assert float(trip(out, batch)) == pytest.approx(0.75)
+
+
+def test_stage1_sharing_groups():
+    tags = {sid: sr.stage1_tag(s) for sid, s in sr.TABLE1.items()}
+    assert tags["1"] == tags["3"] == tags["3(T)"] == "stage1-plain-ce"
+    assert tags["6"] == tags["8"] == "stage1-dil-multi-ce+sac"
+    assert tags["5"] == "stage1-dil-multi-ce"
+    assert len({tags[i] for i in ("1", "2", "4", "5", "7", "8")}) == 6
+
+
+def test_select_settings_keeps_table_order_and_refuses_unknown():
+    assert [s.id for s in sr.select_settings("3(T), 1")] == ["1", "3(T)"]
+    assert [s.id for s in sr.select_settings(None)] == list(sr.TABLE1)
+    assert [s.id for s in sr.select_settings(["8", "5"])] == ["5", "8"]
+    with pytest.raises(ValueError, match="3T"):
+        sr.select_settings("1,3T")
+
+
+def test_milestones_and_paper_stage_recipes():
+    assert sr.milestones(150, 50) == [50, 100]
+    assert sr.milestones(100, 50) == [50]
+    assert sr.milestones(100, 100) == []
+    assert sr.milestones(3, 0) == []
+    s1, s2 = sr.stage_recipes(make_config("03_sal", "paper"))
+    assert (s1.epochs, s1.lr, s1.milestones, s1.batch_size) == (150, 0.1, [50, 100], 128)
+    assert (s2.epochs, s2.lr, s2.milestones, s2.batch_size, s2.num_instances) == \
+        (100, 1e-4, [50], 72, 4)
+
+
+def test_reductions_list_every_departure_from_the_paper(tmp_path):
+    ds = _dataset(tmp_path, kind="real")
+    paper = make_config("03_sal", "paper", device="cpu")
+    assert sr.reductions(paper, ds, sr.select_settings("all")) == []
+    quick = make_config("03_sal", "quick", device="cpu")
+    sub = sr.subset_test(_dataset(tmp_path), 2)
+    out = sr.reductions(quick, sub, sr.select_settings(quick.settings))
+    assert "backbone resnet18 (paper: ResNet-50)" in out
+    assert "Table 1 settings skipped: 2, 4, 6, 7" in out
+    assert any(o.startswith("stage 2: 1 epochs, lr 0.001, no lr decay, P x K 8 x 4") for o in out)
+    assert out[-1].startswith("test subset: 2 of 4")
+
+
+# --------------------------------------------------------------------------- driver
+def _fake_run(name, rank1=50.0, mAP=40.0, rr=None, seconds=10.0, epochs=1):
+    results = {"single-query": None}
+    if rr is not None:
+        results["single-query+re-rank"] = None
+    metrics = {"single-query": dict(rank1=rank1, mAP=mAP, rank5=0, rank10=0, mINP=0),
+               "single-query+re-rank": dict(rank1=(rr or (0, 0))[0], mAP=(rr or (0, 0))[1],
+                                            rank5=0, rank10=0, mINP=0)}
+    return SimpleNamespace(name=name, train_seconds=seconds, seconds=seconds + 1,
+                           eval_seconds=1.0, epochs=epochs,
+                           result=SimpleNamespace(results=results),
+                           metrics=lambda setting="single-query": metrics[setting])
+
+
+def test_run_table1_two_stages_and_shared_stage1(monkeypatch):
+    calls = []
+
+    def fake_train(cfg, ds, *, name, **kw):
+        calls.append(dict(name=name, **kw))
+        return _fake_run(name)
+
+    monkeypatch.setattr(sr, "train_and_evaluate", fake_train)
+    cfg = make_config("03_sal", "paper", device="cpu")
+    runs = sr.run_table1(cfg, None, sr.select_settings("1,2,3,3(T),8"), verbose=False)
+    names = [c["name"] for c in calls]
+    assert names == ["stage1-plain-ce", "setting 1", "stage1-plain-quad", "setting 2",
+                     "setting 3", "setting 3(T)", "stage1-dil-multi-ce+sac", "setting 8"]
+    by = {c["name"]: c for c in calls}
+    s1 = by["stage1-plain-ce"]
+    assert (s1["sampler"], s1["batch_size"], s1["lr"], s1["epochs"], s1["milestones"],
+            s1["evaluate_model"]) == ("random", 128, 0.1, 150, [50, 100], False)
+    assert by["stage1-plain-quad"]["sampler"] == "pk"           # no softmax: P x K
+    for sid in ("1", "2", "3", "3(T)", "8"):
+        c = by[f"setting {sid}"]
+        assert (c["sampler"], c["batch_size"], c["num_instances"], c["lr"], c["epochs"],
+                c["milestones"]) == ("pk", 72, 4, 1e-4, 100, [50])
+        assert c["init"] is runs[sid].stage1
+        assert c["rerank"] is (sid == "8")
+        assert c["model_kw"] == dict(sr.TABLE1[sid].model_kw, pretrained=False)
+    assert runs["3"].stage1 is runs["1"].stage1 and runs["3"].stage1_reused
+    assert not runs["1"].stage1_reused
+    assert runs["8"].seconds == 10.0 + 11.0 and runs["8"].epochs == 2
+
+
+def _stub_setting_run(sid, rank1, mAP, rr=None):
+    return sr.SettingRun(sr.TABLE1[sid], _fake_run("stage1"), _fake_run(sid, rank1, mAP, rr))
+
+
+def test_tables_directions_and_rows():
+    runs = {"1": _stub_setting_run("1", 60.0, 40.0), "3": _stub_setting_run("3", 70.0, 45.0),
+            "3(T)": _stub_setting_run("3(T)", 72.0, 44.0),
+            "5": _stub_setting_run("5", 80.0, 50.0),
+            "8": _stub_setting_run("8", 78.0, 55.0, rr=(79.0, 66.0))}
+    t1 = sr.table1_frame(runs)
+    assert list(t1["setting"]) == ["1", "3", "3(T)", "5", "8"]
+    assert t1.loc[t1.setting == "8", "paper_mAP"].item() == 81.6
+    d = sr.directions_frame(runs).set_index(["comparison", "metric"])
+    # paper: setting 8 vs 5 mAP 81.6 - 78.4 = +3.2; measured 55 - 50 = +5 -> agrees
+    assert d.loc[("SAC vs no SAC", "mAP"), "paper_delta"] == pytest.approx(3.2)
+    assert d.loc[("SAC vs no SAC", "mAP"), "measured_delta"] == pytest.approx(5.0)
+    assert d.loc[("SAC vs no SAC", "mAP"), "agrees"]
+    # rank-1: paper +2.3, measured -2 -> disagrees; quadruplet vs triplet rank-1 +3.0 vs -2
+    assert not d.loc[("SAC vs no SAC", "rank1"), "agrees"]
+    assert d.loc[("quadruplet vs triplet", "rank1"), "paper_delta"] == pytest.approx(3.0)
+    assert ("joint vs quadruplet only", "mAP") not in d.index  # setting 2 not measured
+
+    cfg = make_config("03_sal", "smoke", device="cpu")
+    rows = sr.table1_rows(cfg, runs) + sr.full_model_rows(cfg, runs["8"])
+    assert all(list(r) == list(RESULT_COLUMNS) for r in rows)
+    t2 = [(r["method"], r["reranking"], r["metric"], r["value"]) for r in rows
+          if r["table"] == "Table 2"]
+    assert t2 == [("Ours", 0, "rank1", 78.0), ("Ours", 0, "mAP", 55.0),
+                  ("Ours+re-rank", 1, "rank1", 79.0), ("Ours+re-rank", 1, "mAP", 66.0)]
+    assert {r["dataset_kind"] for r in rows} == {"synthetic"}
+    assert {r["dataset"] for r in rows} == {"Market-1501"}
+    assert sr.full_model_table(dataclasses.replace(cfg, dataset="dukemtmcreid")) == \
+        ("Table 3", "DukeMTMC-reID", "")
+    assert sr.full_model_table(dataclasses.replace(cfg, dataset="cuhk03np-labeled")) is None
+
+
+# --------------------------------------------------------------------------- data
+def _write_img(path: Path, colour) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 32), colour).save(path)
+    return str(path)
+
+
+def _dataset(tmp_path, kind="synthetic", n_ids=4):
+    q = [Record(_write_img(tmp_path / f"q{p}_{c}.png", (10 * p, 0, 0)), p, c)
+         for p in range(1, n_ids + 1) for c in (0, 1)]
+    g = [Record(str(tmp_path / f"g{p}.png"), p, 2) for p in range(1, n_ids + 1)]
+    g += [Record(str(tmp_path / f"d{i}.png"), 0, 3) for i in range(4)]
+    g += [Record(str(tmp_path / f"j{i}.png"), -1, 3) for i in range(2)]
+    mq = {i: [r, r] for i, r in enumerate(q)}
+    return ReIDDataset(name="synthetic" if kind == "synthetic" else "market1501",
+                       root=tmp_path, kind=kind, train=[], query=q, gallery=g,
+                       num_train_pids=0, num_train_cams=0, multi_query=mq)
+
+
+def test_subset_test_keeps_whole_identities_and_reindexes_multi_query(tmp_path):
+    ds = _dataset(tmp_path)
+    sub = sr.subset_test(ds, 2, seed=0)
+    kept = {r.pid for r in sub.query}
+    assert len(kept) == 2 and len(sub.query) == 4
+    assert {r.pid for r in sub.gallery if r.pid > 0} == kept
+    # half the identities -> every 2nd of the 6 distractor/junk images
+    assert sum(r.pid <= 0 for r in sub.gallery) == 3
+    assert sorted(sub.multi_query) == [0, 1, 2, 3]
+    assert all(sub.multi_query[i][0] is sub.query[i] for i in range(4))
+    assert "test subset" in sub.notes[-1]
+    assert sr.subset_test(ds, None) is ds and sr.subset_test(ds, 10) is ds
+    with pytest.raises(ValueError, match="real dataset"):
+        sr.subset_test(_dataset(tmp_path, kind="real"), 2)
+
+
+def test_load_sal_data_applies_the_profile_reductions(tmp_path, monkeypatch):
+    import reidnb.experiment as ex
+
+    real = _dataset(tmp_path, kind="real")
+    real = dataclasses.replace(real, train=[Record(f"t{p}_{i}.jpg", p, 0) for p in range(10)
+                                            for i in range(2)], num_train_pids=10)
+    monkeypatch.setattr(ex, "load_data", lambda cfg, verbose=True: real)
+    cfg = make_config("03_sal", "quick", device="cpu", dataset="market1501",
+                      real_max_train_pids=3)
+    ds = sr.load_sal_data(cfg, verbose=False)
+    assert ds.num_train_pids == 3 and len(ds.train) == 6
+    assert len(ds.query) == len(real.query)                 # real test split untouched
+    cfg = make_config("03_sal", "quick", device="cpu", dataset="market1501",
+                      real_max_train_pids=3, max_train_pids=5)
+    assert sr.load_sal_data(cfg, verbose=False) is real     # explicit max_train_pids wins
+    syn = _dataset(tmp_path)
+    monkeypatch.setattr(ex, "load_data", lambda cfg, verbose=True: syn)
+    syn = dataclasses.replace(syn, train=real.train, num_train_pids=10)
+    cfg = make_config("03_sal", "quick", device="cpu", max_test_pids=2, real_max_train_pids=3,
+                      synthetic_max_train_pids=None)
+    ds = sr.load_sal_data(cfg, verbose=False)
+    assert len({r.pid for r in ds.query}) == 2 and ds.train == syn.train
+    cfg = make_config("03_sal", "quick", device="cpu", real_max_train_pids=3,
+                      synthetic_max_train_pids=4)
+    assert sr.load_sal_data(cfg, verbose=False).num_train_pids == 4
+
+
+# --------------------------------------------------------------------------- Fig. 3
+class _FixedAttention(torch.nn.Module):
+    """Stand-in model with 1x3 attention maps a4 = [3,0,4]/5, a5 = [0,1,0], a6 = [1,0,0]."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, return_attention=False):
+        assert return_attention and not self.training
+        n = x.shape[0]
+        maps = ([0.6, 0.0, 0.8], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0])
+        return tuple(torch.tensor([[m]]).repeat(n, 1, 1) for m in maps)
+
+
+def test_attention_agreement_hand_worked(tmp_path):
+    ds = _dataset(tmp_path)
+    cfg = make_config("03_sal", "smoke", device="cpu")
+    out = sr.attention_agreement(_FixedAttention(), cfg, ds, batch_size=3)
+    # cos(a4,a6) = 0.6, cos(a5,a6) = 0; Eq. 2 = ||a6-a5||^2 + ||a6-a4||^2 = 2 + 0.8 = 2.8
+    # centred: a6 -> [2,-1,-1]/3, a5 -> [-1,2,-1]/3: corr = (-2-2+1)/6 = -0.5;
+    # a4 -> [1.4/3 + 0.6 - 0.6 ...]: a4 - mean(a4) = [0.6-1.4/3, -1.4/3, 0.8-1.4/3]
+    c4 = np.array([0.6, 0.0, 0.8]) - 1.4 / 3
+    c6 = np.array([2.0, -1.0, -1.0]) / 3
+    corr46 = float(c4 @ c6 / np.linalg.norm(c4) / np.linalg.norm(c6))
+    assert out == pytest.approx({"cos_s4_s6": 0.6, "cos_s5_s6": 0.0, "corr_s4_s6": corr46,
+                                 "corr_s5_s6": -0.5, "sac": 2.8})
+    assert 4 - 2 * 0.6 - 2 * 0.0 == pytest.approx(2.8)   # Eq. 2 identity with unit maps
+
+
+def test_sample_query_images_and_real_attention_maps(tmp_path):
+    from reidnb.models import build_model
+
+    ds = _dataset(tmp_path)
+    cfg = make_config("03_sal", "smoke", device="cpu")     # 64 x 32
+    imgs, recs = sr.sample_query_images(cfg, ds, n=3)
+    assert imgs.shape == (3, 3, 64, 32) and len({r.pid for r in recs}) == 3
+    with pytest.raises(ValueError, match="fewer than n=9"):
+        sr.sample_query_images(cfg, ds, n=9)
+    torch.manual_seed(0)
+    model = build_model("sal", 5, backbone="resnet18", pretrained=False, feat_dim=16).train()
+    maps = sr.attention_maps(model, imgs)
+    assert model.training                                   # mode restored
+    assert [m.shape for m in maps] == [(3, 8, 4)] * 3       # dilated: 1/8 of 64 x 32
+    for m in maps:
+        np.testing.assert_allclose(np.linalg.norm(m.reshape(3, -1), axis=1), 1.0, rtol=1e-5)
+
+
+def test_plot_attention_overlays_layout_and_errors():
+    import matplotlib
+    matplotlib.use("Agg")
+    from reidnb.viz import plot_attention_overlays
+
+    imgs = torch.zeros(2, 3, 16, 8)
+    maps = tuple(torch.rand(2, 4, 2) for _ in range(3))
+    fig = plot_attention_overlays(imgs, {"without SAC": maps, "with SAC": maps},
+                                  titles=["id 1", "id 2"])
+    assert len(fig.axes) == 2 * (1 + 3 * 2)
+    assert "(e) stage4" in fig.axes[4].get_title()          # Fig. 3 (e): with SAC, stage4
+    with pytest.raises(ValueError, match="N=2"):
+        plot_attention_overlays(imgs, {"a": (torch.rand(3, 4, 2),)})
+    with pytest.raises(ValueError, match="empty"):
+        plot_attention_overlays(imgs, {})
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+# --------------------------------------------------------------------------- Table 4
+class _Logits(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.classifier = torch.nn.Identity()
+
+    def forward(self, x):
+        return x
+
+
+def test_classification_error_hand_worked():
+    logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 0.0, 1.0], [5.0, 0.0, 1.0]])
+    loader = [{"img": logits[:2], "pid": torch.tensor([0, 1])},
+              {"img": logits[2:], "pid": torch.tensor([2, 2])}]   # last one wrong
+    assert sr.classification_error(_Logits(), loader, "cpu") == pytest.approx(25.0)
+    with pytest.raises(ValueError, match="no images"):
+        sr.classification_error(_Logits(), [], "cpu")
+
+
+def test_cifar_is_found_or_not_run_and_never_downloaded_at_quick(tmp_path):
+    cfg = make_config("03_sal", "quick", device="cpu", data_root=str(tmp_path))
+    root, msg = sr.prepare_cifar100(cfg, download=True)
+    assert root is None and "refused" in msg and "quick" in msg
+    root, msg = sr.prepare_cifar100(cfg)
+    assert root is None and "cifar_download=False" in msg
+    d = tmp_path / "cifar100" / "cifar-100-python"
+    d.mkdir(parents=True)
+    for f in ("train", "test", "meta"):
+        (d / f).write_bytes(b"")
+    assert sr.find_cifar100(tmp_path) == tmp_path / "cifar100"
+    assert sr.prepare_cifar100(cfg)[0] == tmp_path / "cifar100"
+    with pytest.raises(KeyError, match="ResNet50"):
+        sr.run_cifar100(cfg, tmp_path, "ResNet18 (Soft)")
+
+
+def test_table4_rows_are_real_cifar_rows_whatever_the_reid_dataset():
+    cfg = make_config("03_sal", "quick", device="cpu")      # synthetic re-ID run
+    res = [dict(method="ResNet50 (Soft+DIL+SAC)", variant="ResNet50, softmax + DIL + SAC",
+                backbone="resnet18", error_rate=61.5, seconds=30.0, epochs=1,
+                n_train=5000, n_test=2000)]
+    rows = sr.table4_rows(cfg, res)
+    assert len(rows) == 1
+    r = rows[0]
+    assert (r["dataset"], r["dataset_kind"], r["metric"], r["value"], r["backbone"],
+            r["image_size"]) == ("CIFAR-100", "real", "error_rate", 61.5, "resnet18", "32x32")
+    assert "5000 of 50000" in r["note"]
+
+
+class _FakeCIFAR(torch.utils.data.Dataset):
+    """In-memory stand-in for torchvision's CIFAR100: 32x32 PIL images, 100 classes."""
+
+    def __init__(self, root, train=True, download=False):
+        assert not download
+        rng = np.random.default_rng(0 if train else 1)
+        self.images = [Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8))
+                       for _ in range(80)]
+        self.labels = [i % 100 for i in range(80)]
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+
+def test_run_cifar100_trains_and_tests_on_the_subsets(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR100", _FakeCIFAR)
+    cfg = make_config("03_sal", "smoke", device="cpu", output_dir=str(tmp_path),
+                      cifar_train_subset=32, cifar_test_subset=24, max_iters=2)
+    out = sr.run_cifar100(cfg, tmp_path, "ResNet50 (Soft+DIL+SAC)", verbose=False)
+    assert (out["backbone"], out["n_train"], out["n_test"]) == ("resnet18", 32, 24)
+    assert 0.0 <= out["error_rate"] <= 100.0
+    # 24 test images: the error rate is a multiple of 100/24
+    assert (out["error_rate"] * 24 / 100) == pytest.approx(round(out["error_rate"] * 24 / 100))
+    ckpts = list((tmp_path / "checkpoints" / "03_sal").glob("cifar-*/last.pt"))
+    assert len(ckpts) == 1
+    rows = sr.table4_rows(cfg, [out])
+    assert rows[0]["variant"] == "ResNet50, softmax + DIL + SAC"
