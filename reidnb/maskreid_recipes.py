@@ -449,22 +449,11 @@ def make_plan(cfg: Any) -> Plan:
                    f"iterations at lr {_opt(cfg, 'stage1_lr')} / {_opt(cfg, 'stage2_lr')} "
                    "(paper: DGD at 144x56, batch 64 with P/N 10/54, 55k + 20k iterations at "
                    "lr 0.1 / 0.01)")
-    if len(losses) < len(LOSSES):
-        red.append(f"loss comparison: {list(losses)} of {list(LOSSES)}")
-    for v in (v for v in VERSIONS if v not in versions):
-        red.append(f"no {v} ranking run")
-    n_paper = 25 + 10
-    if len(grid) < n_paper:
-        red.append(f"lambda x alpha grid: {len(grid)} of {n_paper} cells")
-    if len(ablation) < 3:
-        red.append(f"component ablation: {len(ablation)} of 3 variants besides the full net")
     if real:
         if "losses" in real:
             losses = tuple(real["losses"])
-            red.append(f"real data at {cfg.profile}: losses {list(losses)} only")
         if "versions" in real:
             versions = tuple(real["versions"])
-            red.append(f"real data at {cfg.profile}: ranking runs of {list(versions)} only")
         if real.get("grid") is False:
             grid = ()
             red.append(f"real data at {cfg.profile}: no lambda x alpha grid")
@@ -479,6 +468,15 @@ def make_plan(cfg: Any) -> Plan:
             max_pids = int(real["max_train_pids"])
             red.append(f"real data at {cfg.profile}: {max_pids} training identities "
                        "(query/gallery complete)")
+    for v in (v for v in VERSIONS if v not in versions):
+        red.append(f"no {v} ranking run")
+    if len(losses) < len(LOSSES):
+        red.append(f"loss comparison: {list(losses)} of {list(LOSSES)}")
+    n_paper = 25 + 10
+    if grid and len(grid) < n_paper:
+        red.append(f"lambda x alpha grid: {len(grid)} of {n_paper} cells")
+    if ablation and len(ablation) < 3:
+        red.append(f"component ablation: {len(ablation)} of 3 variants besides the full net")
     if not losses or any(loss not in LOSSES for loss in losses):
         raise ValueError(f"losses must be a non-empty subset of {LOSSES}, got {losses}")
     return Plan(losses, versions, grid, ablation, multi_query, rerank, max_pids, tuple(red))

@@ -355,7 +355,10 @@ def test_plan_per_profile_and_dataset():
     real = mr.make_plan(make_config("02_maskreid", "quick", device="cpu", dataset="market1501"))
     assert real.losses == ("softmax", "ranking") and real.versions == ("maskreid_icme",)
     assert (real.grid, real.ablation, real.multi_query, real.max_train_pids) == ((), (), False, 300)
-    assert sum("real data" in r for r in real.reductions) == 6
+    assert sum("real data" in r for r in real.reductions) == 4
+    assert not any("of 35 cells" in r or "of 3 variants" in r for r in real.reductions)
+    assert "no maskreid ranking run" in real.reductions
+    assert any("loss comparison: ['softmax', 'ranking']" in r for r in real.reductions)
     # an explicit max_train_pids wins over the profile's reduction
     own = mr.make_plan(make_config("02_maskreid", "quick", device="cpu", dataset="market1501",
                                    max_train_pids=50))
