@@ -35,7 +35,8 @@ from .evaluation import EvalResult, evaluate
 from .models import build_model
 from .utils import atomic_write_text, seed_everything
 
-__all__ = ["load_data", "make_train_loader", "test_transform", "Run", "train_and_evaluate"]
+__all__ = ["load_data", "make_train_loader", "test_transform", "Run", "run_key", "batches_per_epoch",
+           "train_and_evaluate"]
 
 SAMPLERS = ("random", "pk", "anchor")
 
@@ -57,6 +58,19 @@ def load_data(cfg: RunConfig, *, verbose: bool = True) -> ReIDDataset:
             print(f"train subset (profile {cfg.profile}): {ds.num_train_pids} identities, "
                   f"{len(ds.train)} images; query/gallery unchanged")
     return ds
+
+
+def batches_per_epoch(num_train_images: int, batch_size: int) -> int:
+    """Full batches in one epoch (``drop_last=True``, as every training loader here).
+
+    Raises:
+        ValueError: fewer training images than one batch (names both numbers).
+    """
+    n = int(num_train_images) // int(batch_size)
+    if n < 1:
+        raise ValueError(f"{num_train_images} training images give no batch of "
+                         f"{batch_size}; lower batch_size")
+    return n
 
 
 def test_transform(cfg: RunConfig):
@@ -113,6 +127,8 @@ class Run:
         train_seconds: wall time of training (seconds; from the first run when cached).
         eval_seconds: wall time of the evaluation in this session (seconds).
         epochs: epochs trained.
+        key: the checkpoint key (:func:`run_key`); a stage-2 run started from this one
+            includes it in its own key.
     """
 
     name: str
@@ -122,6 +138,7 @@ class Run:
     train_seconds: float
     eval_seconds: float
     epochs: int | None
+    key: str = ""
 
     @property
     def seconds(self) -> float:
@@ -142,9 +159,25 @@ class Run:
                 "mINP": 100 * float(r.mINP)}
 
 
-def _run_key(cfg: RunConfig, spec: Mapping[str, Any]) -> str:
-    ident = {"dataset": cfg.dataset, "data_root": cfg.data_root, "profile": cfg.profile,
-             "seed": cfg.seed, "options": dict(cfg.options), **spec}
+#: Settings of a RunConfig that change what training produces (everything else, e.g.
+#: sweep lists, evaluation flags or worker counts, leaves a cached checkpoint valid).
+_TRAINING_OPTIONS = ("height", "width", "max_iters")
+
+
+def run_key(cfg: RunConfig, dataset: ReIDDataset, spec: Mapping[str, Any]) -> str:
+    """Checkpoint key of one training: 10 hex digits of a SHA-1.
+
+    It hashes what determines the trained weights and nothing else: the training records
+    (path, pid, camid of every image of ``dataset.train``, so a train-identity subset or
+    another data root gives another key), ``cfg.seed``, the image size and iteration cap
+    (:data:`_TRAINING_OPTIONS`) and ``spec`` (model, options, losses, sampler, optimiser,
+    schedule, the key of the run it starts from). Changing a notebook's sweep list, its
+    evaluation settings or its profile name therefore reuses finished checkpoints.
+    """
+    train = hashlib.sha1(json.dumps([(r.path, r.pid, r.camid) for r in dataset.train])
+                         .encode()).hexdigest()
+    ident = {"train": train, "seed": cfg.seed,
+             **{k: cfg.options.get(k) for k in _TRAINING_OPTIONS}, **spec}
     text = json.dumps(ident, sort_keys=True, default=repr)
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
@@ -204,10 +237,13 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str,
             "num_pos": num_pos, "optimizer": optimizer, "lr": lr,
             "weight_decay": weight_decay, "epochs": epochs, "milestones": list(milestones),
             "warmup_epochs": warmup_epochs, "gamma": gamma,
-            "init": None if init is None else getattr(init, "name", type(init).__name__),
+            "init": (None if init is None else
+                     init.key or init.name if isinstance(init, Run) else
+                     hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes()
+                                           for t in init.state_dict().values())).hexdigest()),
             "load_mask": load_mask, "load_parts": load_parts,
             "random_erasing": random_erasing}
-    key = _run_key(cfg, spec)
+    key = run_key(cfg, dataset, spec)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     ckpt_dir = Path(cfg.output_dir) / "checkpoints" / cfg.notebook / f"{safe}-{key}"
 
@@ -246,7 +282,8 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str,
                           load_parts=eval_load_parts)
         eval_seconds = time.perf_counter() - t0
     run = Run(name=name, model=net, history=history, result=result,
-              train_seconds=train_seconds, eval_seconds=eval_seconds, epochs=epochs)
+              train_seconds=train_seconds, eval_seconds=eval_seconds, epochs=epochs,
+              key=key)
     if verbose:
         msg = f"[{name}] trained {epochs} epochs in {train_seconds:.0f} s"
         if result is not None:

@@ -44,6 +44,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .experiment import batches_per_epoch
+
 __all__ = [
     "Variant", "VARIANTS", "TABLE2_ROWS", "STAGE1_FULL", "FULL", "SAMPLINGS", "variant",
     "model_kw", "parts_input", "image_input", "Stage", "stage_plan", "stage_config",
@@ -218,10 +220,7 @@ def stage_plan(cfg: Any, stage: int, num_train_images: int) -> Stage:
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2, got {stage!r}")
     bs = int(cfg.batch_size)
-    ipe = int(num_train_images) // bs
-    if ipe < 1:
-        raise ValueError(f"{num_train_images} training images give no batch of {bs}; "
-                         "lower batch_size")
+    ipe = batches_per_epoch(num_train_images, bs)
     epochs = _opt(cfg, f"stage{stage}_epochs")
     if epochs is None or int(epochs) < 1:
         raise ValueError(f"04_magnifiernet: the profile sets no stage{stage}_epochs (>= 1)")

@@ -46,6 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .experiment import batches_per_epoch
 from .losses import Term, cross_entropy, npair_loss, ranking_loss, triplet_hard_loss
 
 __all__ = [
@@ -202,10 +203,7 @@ def stage_schedule(cfg: Any, stage: int, num_train_images: int) -> StageSchedule
     if stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2, got {stage!r}")
     bs = int(cfg.batch_size)
-    ipe = int(num_train_images) // bs
-    if ipe < 1:
-        raise ValueError(f"{num_train_images} training images give no batch of {bs}; "
-                         "lower batch_size")
+    ipe = batches_per_epoch(num_train_images, bs)
     want = _opt(cfg, f"stage{stage}_iters")
     if not want or int(want) < 1:
         raise ValueError(f"02_maskreid: the profile sets no stage{stage}_iters (>= 1)")

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from reference_impl import reference_re_ranking
 
 from reidnb import evaluation as ev
 from reidnb.evaluation import (RankResult, compute_distance_matrix, evaluate_features,
@@ -40,51 +41,6 @@ def slow_eval_market(distmat, q_pids, g_pids, q_camids, g_camids, max_rank=50):
         all_ap.append(sum(precisions) / hits)
         all_inp.append(hits / last)
     return np.mean(all_cmc, 0), float(np.mean(all_ap)), float(np.mean(all_inp))
-
-
-def slow_re_ranking(q_g_dist, q_q_dist, g_g_dist, k1=20, k2=6, lambda_value=0.3):
-    """Direct transcription of the reference re_ranking (Zhong et al. / torchreid
-    utils/rerank.py), dense N x N, with a stable argsort so ties have one answer."""
-    original_dist = np.concatenate([np.concatenate([q_q_dist, q_g_dist], axis=1),
-                                    np.concatenate([q_g_dist.T, g_g_dist], axis=1)], axis=0)
-    original_dist = np.power(original_dist, 2).astype(np.float32)
-    original_dist = np.transpose(1.0 * original_dist / np.max(original_dist, axis=0))
-    V = np.zeros_like(original_dist).astype(np.float32)
-    initial_rank = np.argsort(original_dist, kind="stable").astype(np.int32)
-    query_num = q_g_dist.shape[0]
-    all_num = gallery_num = q_g_dist.shape[0] + q_g_dist.shape[1]
-    for i in range(all_num):
-        forward = initial_rank[i, :k1 + 1]
-        backward = initial_rank[forward, :k1 + 1]
-        fi = np.where(backward == i)[0]
-        k_recip = forward[fi]
-        expansion = k_recip
-        kh = int(np.around(k1 / 2.0)) + 1
-        for cand in k_recip:
-            c_forward = initial_rank[cand, :kh]
-            c_backward = initial_rank[c_forward, :kh]
-            c_recip = c_forward[np.where(c_backward == cand)[0]]
-            if len(np.intersect1d(c_recip, k_recip)) > 2.0 / 3 * len(c_recip):
-                expansion = np.append(expansion, c_recip)
-        expansion = np.unique(expansion)
-        weight = np.exp(-original_dist[i, expansion])
-        V[i, expansion] = 1.0 * weight / np.sum(weight)
-    original_dist = original_dist[:query_num]
-    if k2 != 1:
-        V_qe = np.zeros_like(V, dtype=np.float32)
-        for i in range(all_num):
-            V_qe[i, :] = np.mean(V[initial_rank[i, :k2], :], axis=0)
-        V = V_qe
-    inv_index = [np.where(V[:, i] != 0)[0] for i in range(gallery_num)]
-    jaccard = np.zeros_like(original_dist, dtype=np.float32)
-    for i in range(query_num):
-        temp_min = np.zeros((1, gallery_num), dtype=np.float32)
-        nz = np.where(V[i, :] != 0)[0]
-        for j in nz:
-            temp_min[0, inv_index[j]] += np.minimum(V[i, j], V[inv_index[j], j])
-        jaccard[i] = 1 - temp_min / (2.0 - temp_min)
-    final = jaccard * (1 - lambda_value) + original_dist * lambda_value
-    return final[:query_num, query_num:]
 
 
 def random_problem(rng, Q, G, n_ids, n_cams=6, ties=False):
@@ -308,7 +264,7 @@ def test_re_ranking_hand_worked():
     np.testing.assert_allclose(re_ranking(qg, qq, gg, k1=1, k2=1, lambda_value=0.0),
                                [[jac, 1, 1]], atol=1e-6)
     # (float32 cancellation in 1 - s/(2-s) with s ~ 0.995: compare absolutely)
-    np.testing.assert_allclose(out, slow_re_ranking(qg, qq, gg, 1, 1, 0.3), atol=1e-6)
+    np.testing.assert_allclose(out, reference_re_ranking(qg, qq, gg, 1, 1, 0.3), atol=1e-6)
 
 
 @pytest.mark.parametrize("k1,k2,lam", [(20, 6, 0.3), (5, 3, 0.0), (7, 1, 0.5), (4, 6, 1.0)])
@@ -321,11 +277,11 @@ def test_re_ranking_equals_reference(k1, k2, lam):
     qg = compute_distance_matrix(q, g).numpy()
     qq = compute_distance_matrix(q, q).numpy()
     gg = compute_distance_matrix(g, g).numpy()
-    ref = slow_re_ranking(qg, qq, gg, k1, k2, lam)
+    ref = reference_re_ranking(qg, qq, gg, k1, k2, lam)
     out = re_ranking(qg, qq, gg, k1, k2, lam, chunk_size=16, pair_budget=300)
     np.testing.assert_allclose(out, ref, atol=1e-5)
     # float64 inputs and one-chunk processing give the same result too
-    ref64 = slow_re_ranking(qg.astype(np.float64), qq.astype(np.float64),
+    ref64 = reference_re_ranking(qg.astype(np.float64), qq.astype(np.float64),
                             gg.astype(np.float64), k1, k2, lam)
     np.testing.assert_allclose(re_ranking(qg.astype(np.float64), qq.astype(np.float64),
                                           gg.astype(np.float64), k1, k2, lam), ref64, atol=1e-5)
@@ -338,7 +294,7 @@ def test_re_ranking_non_symmetric_inputs_follow_the_reference():
     qq = rng.random((6, 6)) + 0.1
     gg = rng.random((14, 14)) + 0.1
     np.testing.assert_allclose(re_ranking(qg, qq, gg, 4, 3, 0.3),
-                               slow_re_ranking(qg, qq, gg, 4, 3, 0.3), atol=1e-5)
+                               reference_re_ranking(qg, qq, gg, 4, 3, 0.3), atol=1e-5)
 
 
 def test_re_ranking_improves_an_obvious_cluster():

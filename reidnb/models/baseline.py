@@ -54,8 +54,25 @@ def _check_num_classes(num_classes: int) -> int:
     return num_classes
 
 
+class _GAPHead(nn.Module):
+    """Shared part of the global-average-pooling heads: ``self.backbone`` (a
+    :class:`ResNetBackbone`) and its pooled feature."""
+
+    backbone: ResNetBackbone
+
+    @property
+    def pretrained_loaded(self) -> bool:
+        """True when ImageNet weights were loaded into the backbone."""
+        return self.backbone.pretrained_loaded
+
+    def _backbone_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer-4 map [N, C, h, w] and its global average [N, C] of images [N, 3, H, W]."""
+        f = self.backbone(x)
+        return f, F.adaptive_avg_pool2d(f, 1).flatten(1)
+
+
 @register_model("bcloss")
-class BCLossNet(nn.Module):
+class BCLossNet(_GAPHead):
     """Batch-contrastive-loss network (001 §2.1): ResNet -> pool5 -> dropout -> FC.
 
     Args:
@@ -89,15 +106,10 @@ class BCLossNet(nn.Module):
         self.classifier = nn.Linear(self.feat_dim, num_classes)
         self.classifier.apply(weights_init_classifier)
 
-    @property
-    def pretrained_loaded(self) -> bool:
-        return self.backbone.pretrained_loaded
-
     def forward(self, x: torch.Tensor, return_featuremaps: bool = False):
-        f = self.backbone(x)                              # [N, C, h, w]
+        f, pool5 = self._backbone_features(x)             # [N, C, h, w], [N, C]
         if return_featuremaps:
             return f
-        pool5 = F.adaptive_avg_pool2d(f, 1).flatten(1)    # [N, C]
         if not self.training:
             return pool5
         logits = self.classifier(self.dropout(pool5))     # [N, num_classes]
@@ -105,7 +117,7 @@ class BCLossNet(nn.Module):
 
 
 @register_model("bnneck")
-class BNNeckNet(nn.Module):
+class BNNeckNet(_GAPHead):
     """BoT head (Luo et al. 2019): GAP -> BNNeck (frozen bias) -> bias-free classifier.
 
     Args:
@@ -143,15 +155,10 @@ class BNNeckNet(nn.Module):
         self.bottleneck.apply(weights_init_kaiming)
         self.classifier.apply(weights_init_classifier)
 
-    @property
-    def pretrained_loaded(self) -> bool:
-        return self.backbone.pretrained_loaded
-
     def forward(self, x: torch.Tensor, return_featuremaps: bool = False):
-        f = self.backbone(x)                              # [N, C, h, w]
+        f, global_feat = self._backbone_features(x)       # [N, C, h, w], [N, C]
         if return_featuremaps:
             return f
-        global_feat = F.adaptive_avg_pool2d(f, 1).flatten(1)  # [N, C]
         feat = self.bottleneck(global_feat)               # [N, C]
         if not self.training:
             return feat if self.neck_feat == "after" else global_feat
