@@ -58,9 +58,11 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import math
 import os
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -343,12 +345,18 @@ def _set_rng_state(state: Mapping) -> None:
 
 
 def _tqdm():
-    try:  # a notebook widget only when ipywidgets exists (tqdm.auto warns otherwise)
+    """tqdm class for the epoch bar: a notebook widget when ipywidgets exists (tqdm.auto
+    warns otherwise); else the text bar, refreshed at most every 20 s when stderr is not a
+    terminal (a kernel run by papermill stores every refresh in the notebook: thousands of
+    lines per epoch in the executed notebook and its HTML)."""
+    try:
         import ipywidgets  # noqa: F401
         from tqdm.auto import tqdm
+        return tqdm
     except ImportError:
         from tqdm import tqdm
-    return tqdm
+    isatty = getattr(sys.stderr, "isatty", lambda: False)()
+    return tqdm if isatty else functools.partial(tqdm, mininterval=20.0)
 
 
 # --------------------------------------------------------------------------------- trainer

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .config import RunConfig
-from .data.datasets import ImageDataset, ReIDDataset, load_dataset, subset_train
+from .data.datasets import ImageDataset, ReIDDataset, load_dataset, subset_test, subset_train
 from .data.samplers import AnchorRankingSampler, RandomIdentitySampler
 from .data.transforms import build_transforms
 from .engine import Trainer, epochs_to_iters
@@ -47,8 +47,11 @@ def load_data(cfg: RunConfig, *, verbose: bool = True) -> ReIDDataset:
     The synthetic set is always generated with seed 0 (one set shared by every run and
     notebook; ``cfg.seed`` drives training only). ``cfg.max_train_pids`` (quick profile on
     a real dataset) keeps that many random training identities; the reduction is printed
-    and kept in ``dataset.notes``. Query and gallery are never reduced: the test protocol
-    stays standard.
+    and kept in ``dataset.notes``. A real dataset's query and gallery are never reduced:
+    its test protocol stays standard. On the synthetic set only, ``cfg.max_test_pids``
+    (quick profile) keeps that many test identities
+    (:func:`reidnb.data.datasets.subset_test`), since evaluating on the CPU costs about as
+    much as training there.
     """
     ds = load_dataset(cfg.dataset, cfg.data_root, verbose=verbose,
                       synthetic_size=cfg.synthetic_size, seed=0)
@@ -57,6 +60,12 @@ def load_data(cfg: RunConfig, *, verbose: bool = True) -> ReIDDataset:
         if verbose:
             print(f"train subset (profile {cfg.profile}): {ds.num_train_pids} identities, "
                   f"{len(ds.train)} images; query/gallery unchanged")
+    max_test = cfg.options.get("max_test_pids")
+    if max_test and ds.kind == "synthetic":
+        n_query = len(ds.query)
+        ds = subset_test(ds, int(max_test), seed=0)
+        if verbose and len(ds.query) < n_query:
+            print(ds.notes[-1] + f" (profile {cfg.profile}, synthetic set only)")
     return ds
 
 

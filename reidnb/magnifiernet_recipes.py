@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .data.datasets import subset_test
 from .experiment import batches_per_epoch
 
 __all__ = [
@@ -508,42 +509,6 @@ def prepare_parts(cfg: Any, dataset: Any, *, source: str | None = None,
                              seed=cfg.seed, verbose=verbose)
     info["dropped"] = dropped
     return out, info
-
-
-def subset_test(dataset: Any, max_pids: int | None, seed: int = 0) -> Any:
-    """Keep the query/gallery images of ``max_pids`` random test identities (synthetic only).
-
-    For the quick profile on the generated set, where evaluating each variant on the full
-    test split costs more than training it on the CPU. Distractors (pid 0) and junk
-    (pid -1) are kept in the same proportion (every k-th in file order); multi-query
-    groups are dropped (this notebook does not use them). A pure function of (``seed``,
-    the query pids). ``max_pids`` None returns ``dataset`` unchanged.
-
-    Raises:
-        ValueError: a real dataset (its test protocol stays standard), or ``max_pids < 1``.
-    """
-    if max_pids is None:
-        return dataset
-    if dataset.kind != "synthetic":
-        raise ValueError(f"subset_test: refusing to reduce the test split of the real dataset "
-                         f"{dataset.name!r} at {dataset.root}; set max_test_pids=None")
-    if int(max_pids) < 1:
-        raise ValueError(f"max_test_pids must be >= 1 (or None for all), got {max_pids}")
-    pids = sorted({r.pid for r in dataset.query})
-    if int(max_pids) >= len(pids):
-        return dataset
-    keep = set(np.random.default_rng(seed).choice(pids, size=int(max_pids),
-                                                  replace=False).tolist())
-    stride = max(1, round(len(pids) / int(max_pids)))
-    others = [r for r in dataset.gallery if r.pid <= 0][::stride]
-    kept_others = {r.path for r in others}
-    query = [r for r in dataset.query if r.pid in keep]
-    gallery = [r for r in dataset.gallery if r.pid in keep or r.path in kept_others]
-    note = (f"test subset: {max_pids} of {len(pids)} query identities ({len(query)} of "
-            f"{len(dataset.query)} queries, {len(gallery)} of {len(dataset.gallery)} gallery "
-            f"images incl. every {stride}-th distractor/junk image, seed {seed})")
-    return dataclasses.replace(dataset, query=query, gallery=gallery, multi_query={},
-                               notes=tuple(getattr(dataset, "notes", ())) + (note,))
 
 
 # =========================================================================== training

@@ -466,6 +466,8 @@ def make_plan(cfg: Any) -> Plan:
             max_pids = int(real["max_train_pids"])
             red.append(f"real data at {cfg.profile}: {max_pids} training identities "
                        "(query/gallery complete)")
+    if not multi_query and not any("multi-query" in r for r in red):
+        red.append(f"profile {cfg.profile}: no multi-query evaluation")
     for v in (v for v in VERSIONS if v not in versions):
         red.append(f"no {v} ranking run")
     if len(losses) < len(LOSSES):

@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data.datasets import ImageDataset, Record, ReIDDataset
+from .data.datasets import ImageDataset, Record, ReIDDataset, subset_test
 from .experiment import Run, test_transform, train_and_evaluate
 from .losses import SACTerm, Term, cross_entropy, quadruplet_hard_loss, triplet_hard_loss
 from .results import load_published, result_rows
@@ -360,7 +360,7 @@ def load_sal_data(cfg: Any, *, verbose: bool = True) -> ReIDDataset:
     * otherwise ``cfg.real_max_train_pids`` on a real dataset, ``cfg.synthetic_max_train_pids``
       on the synthetic set (profile caps; the quick profile trains on 150 of Market-1501's
       751 identities and 200 of the synthetic set's 300).
-    * ``cfg.max_test_pids`` (synthetic set only, :func:`subset_test`).
+    * ``cfg.max_test_pids`` (synthetic set only; applied by ``load_data``).
     """
     from .data.datasets import subset_train
     from .experiment import load_data
@@ -373,51 +373,7 @@ def load_sal_data(cfg: Any, *, verbose: bool = True) -> ReIDDataset:
             print(f"train subset (profile {cfg.profile}, {cfg.dataset_kind} data): "
                   f"{ds.num_train_pids} identities, {len(ds.train)} images; query/gallery "
                   "unchanged")
-    if cfg.dataset_kind == "synthetic" and cfg.options.get("max_test_pids"):
-        ds = subset_test(ds, int(cfg.max_test_pids), seed=0)
-        if verbose:
-            print(ds.notes[-1])
     return ds
-
-
-def subset_test(dataset: ReIDDataset, max_pids: int | None, seed: int = 0) -> ReIDDataset:
-    """Keep the query/gallery images of ``max_pids`` random test identities (synthetic only).
-
-    For the quick profile on the generated set, where evaluating the dilated network on
-    the full test split costs more than its training. Gallery distractors (pid 0) and
-    junk (pid -1) are kept in the same proportion (every k-th, by file order); the
-    multi-query groups of the kept queries are re-indexed. The choice is a pure function
-    of (``seed``, the test pids).
-
-    Raises:
-        ValueError: a real dataset (the test protocol of a real set must stay standard),
-            or ``max_pids < 1``.
-    """
-    if max_pids is None:
-        return dataset
-    if dataset.kind != "synthetic":
-        raise ValueError(f"subset_test: refusing to reduce the test split of the real dataset "
-                         f"{dataset.name!r} at {dataset.root} (its protocol stays standard); "
-                         "set max_test_pids=None")
-    if max_pids < 1:
-        raise ValueError(f"max_pids must be >= 1 (or None for all), got {max_pids}")
-    pids = sorted({r.pid for r in dataset.query})
-    if max_pids >= len(pids):
-        return dataset
-    keep = set(np.random.default_rng(seed).choice(pids, size=max_pids, replace=False).tolist())
-    frac = max_pids / len(pids)
-    q_idx = [i for i, r in enumerate(dataset.query) if r.pid in keep]
-    others = [r for r in dataset.gallery if r.pid <= 0]
-    stride = max(1, round(1 / frac))
-    kept_others = {id(r) for r in others[::stride]}
-    gallery = [r for r in dataset.gallery if r.pid in keep or id(r) in kept_others]
-    mq = {new: dataset.multi_query[old] for new, old in enumerate(q_idx)
-          if old in dataset.multi_query}
-    note = (f"test subset: {max_pids} of {len(pids)} query identities ({len(q_idx)} of "
-            f"{len(dataset.query)} queries, {len(gallery)} of {len(dataset.gallery)} gallery "
-            f"images incl. every {stride}-th distractor/junk, seed {seed})")
-    return dataclasses.replace(dataset, query=[dataset.query[i] for i in q_idx],
-                               gallery=gallery, multi_query=mq, notes=dataset.notes + (note,))
 
 
 def settings_frame(settings: Sequence[Setting] | None = None) -> pd.DataFrame:

@@ -7,7 +7,7 @@ import torch
 
 from reidnb import experiment as exp
 from reidnb.config import make_config
-from reidnb.data.datasets import Record
+from reidnb.data.datasets import Record, ReIDDataset
 from reidnb.losses import Term, cross_entropy
 
 
@@ -68,3 +68,24 @@ def test_train_and_evaluate_reuses_its_checkpoint(tmp_path):
     second = exp.train_and_evaluate(cfg, ds, **{**kw, "name": "stage2"}, init=first)
     fresh = exp.run_key(cfg, ds, {"init": first.key})
     assert second.key != first.key and fresh != exp.run_key(cfg, ds, {"init": "other"})
+
+
+def _test_split(kind):
+    q = [Record(f"/q/{p}_{i}.jpg", p, 0) for p in range(1, 11) for i in range(2)]
+    g = [Record(f"/g/{p}_{i}.jpg", p, 1) for p in range(1, 11) for i in range(2)]
+    g += [Record(f"/g/d{i}.jpg", 0, 2) for i in range(10)]
+    return ReIDDataset(name="toy", root=exp.Path("/toy"), kind=kind, train=[], query=q,
+                       gallery=g, num_train_pids=0, num_train_cams=0, multi_query={})
+
+
+def test_load_data_reduces_only_a_synthetic_test_split(monkeypatch):
+    for kind in ("synthetic", "real"):
+        monkeypatch.setattr(exp, "load_dataset", lambda *a, **k: _test_split(kind))
+        ds = exp.load_data(make_config("02_maskreid", "quick", device="cpu",
+                                       max_test_pids=4), verbose=False)
+        n_ids = len({r.pid for r in ds.query})
+        if kind == "synthetic":   # 4 of 10 ids: 8 queries, their 8 gallery images + d0,d2,..
+            assert (n_ids, len(ds.query), len(ds.gallery)) == (4, 8, 8 + 5)
+            assert "test subset: 4 of 10" in ds.notes[-1]
+        else:                     # a real protocol stays standard
+            assert (n_ids, len(ds.query), len(ds.gallery)) == (10, 20, 30)

@@ -350,14 +350,16 @@ def test_plan_per_profile_and_dataset():
     assert paper.reductions == () and paper.losses == mr.LOSSES and len(paper.grid) == 35
     assert paper.ablation == ("DGD", "MaskReID-F", "MaskReID-M") and paper.multi_query
     syn = mr.make_plan(make_config("02_maskreid", "quick", device="cpu"))
-    assert syn.losses == mr.LOSSES and syn.multi_query and syn.max_train_pids is None
+    assert syn.losses == mr.LOSSES and not syn.multi_query and syn.max_train_pids is None
     assert any("grid" in r for r in syn.reductions)
+    assert "profile quick: no multi-query evaluation" in syn.reductions
     real = mr.make_plan(make_config("02_maskreid", "quick", device="cpu", dataset="market1501"))
     assert real.losses == ("softmax", "ranking") and real.versions == ("maskreid_icme",)
     assert (real.grid, real.ablation, real.multi_query, real.max_train_pids) == ((), (), False, 300)
-    assert sum("real data" in r for r in real.reductions) == 4
+    assert sum("real data" in r for r in real.reductions) == 3
     assert not any("of 35 cells" in r or "of 3 variants" in r for r in real.reductions)
     assert "no maskreid ranking run" in real.reductions
+    assert sum("multi-query" in r for r in real.reductions) == 1
     assert any("loss comparison: ['softmax', 'ranking']" in r for r in real.reductions)
     # an explicit max_train_pids wins over the profile's reduction
     own = mr.make_plan(make_config("02_maskreid", "quick", device="cpu", dataset="market1501",

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torchvision.models as tvm
 
+from reidnb.models import backbones
 from reidnb.models import ResNetBackbone, build_model, list_models, register_model
 from reidnb.models.baseline import BCLossNet, BNNeckNet
 
@@ -215,6 +216,7 @@ def no_weights(monkeypatch, tmp_path):
         raise OSError("<urlopen error [Errno -2] Name or service not known>")
 
     monkeypatch.setattr(tvm.WeightsEnum, "get_state_dict", fail)
+    monkeypatch.setattr(backbones, "_FAILED_LOADS", {})
     return calls, tmp_path
 
 
@@ -231,14 +233,19 @@ def test_pretrained_true_fails_clearly(no_weights):
 
 
 def test_pretrained_auto_falls_back(no_weights, capsys):
+    calls, _ = no_weights
     with pytest.warns(RuntimeWarning, match="falling back to random initialisation"):
         b = ResNetBackbone("resnet18", pretrained="auto")
     assert b.pretrained_loaded is False
     assert "ResNet18_Weights.IMAGENET1K_V1" in capsys.readouterr().out
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")   # tried once per process: no second warning
         m = build_model("bcloss", 3, backbone="resnet18", pretrained="auto")
-    assert m.pretrained_loaded is False
+    assert m.pretrained_loaded is False and capsys.readouterr().out == ""
+    assert calls == ["ResNet18_Weights.IMAGENET1K_V1"]
+    # an explicit True still tries (and fails loudly)
+    with pytest.raises(RuntimeError, match="ResNet18_Weights"):
+        ResNetBackbone("resnet18", pretrained=True)
 
 
 def test_pretrained_loads_given_weights(monkeypatch):

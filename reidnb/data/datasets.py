@@ -52,6 +52,7 @@ __all__ = [
     "DATASET_NAMES",
     "load_dataset",
     "subset_train",
+    "subset_test",
     "ImageDataset",
 ]
 
@@ -590,6 +591,46 @@ def subset_train(dataset: ReIDDataset, max_pids: int | None, seed: int = 0) -> R
                               num_train_cams=len({r.camid for r in train}),
                               notes=dataset.notes + (note,))
     return out
+
+
+def subset_test(dataset: ReIDDataset, max_pids: int | None, seed: int = 0) -> ReIDDataset:
+    """Keep the query/gallery images of ``max_pids`` random test identities (synthetic only).
+
+    For the quick profile on the generated set, where evaluating a variant on the full
+    test split on the CPU costs as much as training it. Gallery distractors (pid 0) and
+    junk (pid -1) are kept in the same proportion (every k-th, by file order); the
+    multi-query groups of the kept queries are re-indexed. The choice is a pure function
+    of (``seed``, the test pids).
+
+    Raises:
+        ValueError: a real dataset (the test protocol of a real set must stay standard),
+            or ``max_pids < 1``.
+    """
+    if max_pids is None:
+        return dataset
+    if dataset.kind != "synthetic":
+        raise ValueError(f"subset_test: refusing to reduce the test split of the real dataset "
+                         f"{dataset.name!r} at {dataset.root} (its protocol stays standard); "
+                         "set max_test_pids=None")
+    if max_pids < 1:
+        raise ValueError(f"max_pids must be >= 1 (or None for all), got {max_pids}")
+    pids = sorted({r.pid for r in dataset.query})
+    if max_pids >= len(pids):
+        return dataset
+    keep = set(np.random.default_rng(seed).choice(pids, size=max_pids, replace=False).tolist())
+    frac = max_pids / len(pids)
+    q_idx = [i for i, r in enumerate(dataset.query) if r.pid in keep]
+    others = [r for r in dataset.gallery if r.pid <= 0]
+    stride = max(1, round(1 / frac))
+    kept_others = {id(r) for r in others[::stride]}
+    gallery = [r for r in dataset.gallery if r.pid in keep or id(r) in kept_others]
+    mq = {new: dataset.multi_query[old] for new, old in enumerate(q_idx)
+          if old in dataset.multi_query}
+    note = (f"test subset: {max_pids} of {len(pids)} query identities ({len(q_idx)} of "
+            f"{len(dataset.query)} queries, {len(gallery)} of {len(dataset.gallery)} gallery "
+            f"images incl. every {stride}-th distractor/junk, seed {seed})")
+    return dataclasses.replace(dataset, query=[dataset.query[i] for i in q_idx],
+                               gallery=gallery, multi_query=mq, notes=dataset.notes + (note,))
 
 
 # --------------------------------------------------------------------------- images

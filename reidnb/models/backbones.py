@@ -36,6 +36,11 @@ RESNET_SPECS = {
 }
 
 
+#: weights -> the error of the failed load, for ``pretrained="auto"``: tried once per
+#: process (a notebook builds a dozen models; each retry costs a DNS timeout and a warning).
+_FAILED_LOADS: dict[str, str] = {}
+
+
 def _load_imagenet_state(weights: tvm.WeightsEnum) -> dict[str, torch.Tensor]:
     """Fetch torchvision weights (from the hub cache, else by download).
 
@@ -133,13 +138,17 @@ class ResNetBackbone(nn.Module):
         net = ctor(weights=None)
         self.pretrained_loaded = False
         self.weights_name = repr(weights)
+        if pretrained == "auto" and repr(weights) in _FAILED_LOADS:
+            pretrained = False   # already failed in this process: warned then, not again
         if pretrained:
             try:
                 state = _load_imagenet_state(weights)
             except RuntimeError as err:
                 if pretrained is True:
                     raise
-                msg = f"[reidnb] {name}: falling back to random initialisation. {err}"
+                _FAILED_LOADS[repr(weights)] = str(err)
+                msg = (f"[reidnb] {name}: falling back to random initialisation (later "
+                       f"models of this process too, without retrying). {err}")
                 warnings.warn(msg, RuntimeWarning, stacklevel=2)
                 print(msg)
             else:
