@@ -320,7 +320,8 @@ def results_overview(measured: pd.DataFrame) -> pd.DataFrame:
     """One line per notebook that left results: rows, tables, profile, data, time.
 
     Returns columns notebook, rows, tables (``"bcloss Table 1, ..."``), profile,
-    dataset_kind, backbone, image_size, seconds (sum over settings, rounded).
+    dataset_kind, backbone, image_size, seconds (training + evaluation summed over the
+    distinct runs: rows with equal seconds count once; rounded to 0.1 s).
     """
     cols = ["notebook", "rows", "tables", "profile", "dataset_kind", "backbone", "image_size",
             "seconds"]
@@ -329,8 +330,9 @@ def results_overview(measured: pd.DataFrame) -> pd.DataFrame:
     out = []
     for nb, g in measured.groupby("notebook", sort=True):
         tables = list(dict.fromkeys(g["paper_id"] + " " + g["table"]))
-        settings = g.drop_duplicates(["paper_id", "table", "dataset", "protocol", "method",
-                                      "variant", "reranking"])
+        # one trained variant fills several rows (metrics, tables of both paper versions,
+        # +/- re-ranking) with the same seconds: count each distinct run once
+        settings = g.drop_duplicates(["dataset", "dataset_kind", "seconds"])
         out.append(dict(notebook=nb, rows=len(g), tables=", ".join(tables),
                         profile=_join(g["profile"]), dataset_kind=_join(g["dataset_kind"]),
                         backbone=_join(g["backbone"]), image_size=_join(g["image_size"]),

@@ -261,6 +261,11 @@ def test_headline_and_overview():
     assert "(synthetic)" in lines[2]
     ov = R.results_overview(m.assign(notebook="01_bcloss"))
     assert ov["rows"].tolist() == [7]
+    distinct = m.drop_duplicates(["dataset", "dataset_kind", "seconds"])["seconds"].sum()
+    assert ov["seconds"].tolist() == [round(float(distinct), 1)]
+    # a run listed in two tables counts once
+    twice = pd.concat([m.iloc[:1], m.iloc[:1].assign(table="Table 9")]).assign(notebook="x")
+    assert R.results_overview(twice)["seconds"].tolist() == [round(float(m["seconds"].iloc[0]), 1)]
     assert ov["tables"].tolist() == ["bcloss Table 1, sal Table 1"]
 
 
