@@ -48,7 +48,8 @@ from .data.datasets import subset_test
 from .experiment import batches_per_epoch
 
 __all__ = [
-    "Variant", "VARIANTS", "TABLE2_ROWS", "STAGE1_FULL", "FULL", "SAMPLINGS", "variant",
+    "Variant", "VARIANTS", "TABLE2_ROWS", "STAGE1_FULL", "FULL", "SD_CONTROL", "SAMPLINGS",
+    "variant",
     "model_kw", "parts_input", "image_input", "Stage", "stage_plan", "stage_config",
     "PAPER_RECIPE", "recipe_deviations", "RunSpec", "Plan", "make_plan", "prepare_parts",
     "subset_test", "train_stage1", "train_stage2", "run_stage1_all", "pretrained_status",
@@ -95,6 +96,8 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
 TABLE2_ROWS: tuple[str, ...] = tuple(VARIANTS)
 #: The stage-1 network of the full model, and the full model (Table 1 row "Ours").
 STAGE1_FULL, FULL = "G+M+SAB+SFB", "G+M+SAB+SFB+SD"
+#: run key of the stage-2 control trained without SD (``Plan.sd_control``).
+SD_CONTROL = f"{STAGE1_FULL}|stage2 no SD"
 #: SAB region sampling strategies (002 §3.2); the first is the paper's.
 SAMPLINGS: tuple[str, ...] = ("random_torso", "random_baseline")
 
@@ -702,6 +705,14 @@ def table2_frame(runs: Mapping[str, Any], plan: Plan) -> pd.DataFrame:
                 row[f"paper {short} {metric}"] = float(v.iloc[0]) if len(v) else np.nan
         row["seconds"] = float(run.seconds) if run is not None else np.nan
         rows.append(row)
+    ctrl = _m(runs.get(SD_CONTROL))      # same stage 2 without SD (plan.sd_control)
+    if ctrl is not None:
+        rows.append({"row": "control: stage 2 without SD",
+                     "variant": f"{STAGE1_FULL} (stage 2, no SD)",
+                     "rank1": ctrl["rank1"], "mAP": ctrl["mAP"],
+                     "d_rank1": ctrl["rank1"] - base["rank1"] if base else np.nan,
+                     "d_mAP": ctrl["mAP"] - base["mAP"] if base else np.nan,
+                     "seconds": float(runs[SD_CONTROL].seconds)})
     return pd.DataFrame(rows)
 
 

@@ -223,6 +223,11 @@ def test_rows_tables_and_figure_frames(tmp_path):
     assert t2["row"].tolist() == ["G", "+SAB", "+SAB+SFB", "+SD"]
     assert np.allclose(t2["d_rank1"], [0, 5, 10, 12]) and np.allclose(t2["d_mAP"], [0, 4, 8, 10])
     assert t2.loc[3, "paper Duke rank1"] == 90.0 and t2.loc[0, "paper CUHK03-L mAP"] == 67.4
+    # with the stage-2 control (same iterations, no SD) a last row separates SD from training
+    t2c = mn.table2_frame({**runs, mn.SD_CONTROL: _run("ctl", 61, 49, seconds=5.0)}, plan)
+    assert t2c["row"].tolist()[-1] == "control: stage 2 without SD" and len(t2c) == 5
+    assert (t2c.iloc[-1]["d_rank1"], t2c.iloc[-1]["d_mAP"], t2c.iloc[-1]["seconds"]) == (11, 9, 6)
+    assert np.isnan(t2c.iloc[-1]["paper Duke rank1"])
     t1 = mn.table1_frame(cfg, runs["G+M+SAB+SFB+SD"])
     assert t1["measured"].round(6).tolist() == [62, 50, 70, 65]
     assert t1["published"].tolist() == [95.8, 89.6, 96.5, 95.1]
