@@ -191,6 +191,17 @@ def run_key(cfg: RunConfig, dataset: ReIDDataset, spec: Mapping[str, Any]) -> st
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
+def _init_key(init: Run | nn.Module | None) -> str | None:
+    """What a run starts from, for :func:`run_key`: a finished Run's own key (its name for
+    a Run without one), a SHA-1 of a module's weights, or None (fresh init)."""
+    if init is None:
+        return None
+    if isinstance(init, Run):
+        return init.key or init.name
+    return hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes()
+                                 for t in init.state_dict().values())).hexdigest()
+
+
 def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str,
                        model: str, losses: Mapping[str, tuple[float, nn.Module]],
                        model_kw: Mapping[str, Any] | None = None, sampler: str = "random",
@@ -246,10 +257,7 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str,
             "num_pos": num_pos, "optimizer": optimizer, "lr": lr,
             "weight_decay": weight_decay, "epochs": epochs, "milestones": list(milestones),
             "warmup_epochs": warmup_epochs, "gamma": gamma,
-            "init": (None if init is None else
-                     init.key or init.name if isinstance(init, Run) else
-                     hashlib.sha1(b"".join(t.detach().cpu().numpy().tobytes()
-                                           for t in init.state_dict().values())).hexdigest()),
+            "init": _init_key(init),
             "load_mask": load_mask, "load_parts": load_parts,
             "random_erasing": random_erasing}
     key = run_key(cfg, dataset, spec)

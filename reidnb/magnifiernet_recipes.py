@@ -44,7 +44,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data.datasets import subset_test
 from .experiment import batches_per_epoch
 
 __all__ = [
@@ -52,7 +51,7 @@ __all__ = [
     "variant",
     "model_kw", "parts_input", "image_input", "Stage", "stage_plan", "stage_config",
     "PAPER_RECIPE", "recipe_deviations", "RunSpec", "Plan", "make_plan", "prepare_parts",
-    "subset_test", "train_stage1", "train_stage2", "run_stage1_all", "pretrained_status",
+    "train_stage1", "train_stage2", "run_stage1_all", "pretrained_status",
     "top1_matches", "pick_top1_queries", "table_dataset", "table1_frame", "table2_frame",
     "fig4_frame", "fig5_frame", "magnifiernet_rows", "figure_batch", "activation_maps",
     "predicted_parts", "top1_panel",

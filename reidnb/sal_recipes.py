@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .data.datasets import ImageDataset, Record, ReIDDataset, subset_test
+from .data.datasets import ImageDataset, Record, ReIDDataset
 from .experiment import Run, test_transform, train_and_evaluate
 from .losses import SACTerm, Term, cross_entropy, quadruplet_hard_loss, triplet_hard_loss
 from .results import load_published, result_rows
@@ -47,7 +47,7 @@ from .results import load_published, result_rows
 __all__ = [
     "Setting", "TABLE1", "DIRECTIONS", "QUADRUPLET_MARGINS", "StageRecipe", "stage_recipes",
     "milestones", "select_settings", "loss_terms", "stage1_tag", "SettingRun", "run_setting",
-    "run_table1", "load_sal_data", "subset_test", "settings_frame", "reductions",
+    "run_table1", "load_sal_data", "settings_frame", "reductions",
     "full_model_frame", "fig3_runs", "table1_frame", "directions_frame", "full_model_table",
     "table1_rows", "full_model_rows", "sample_query_images", "attention_maps",
     "attention_agreement", "CIFAR_METHODS", "find_cifar100", "prepare_cifar100",
@@ -359,7 +359,7 @@ def load_sal_data(cfg: Any, *, verbose: bool = True) -> ReIDDataset:
       identities (applied by ``load_data``).
     * otherwise ``cfg.real_max_train_pids`` on a real dataset, ``cfg.synthetic_max_train_pids``
       on the synthetic set (profile caps; the quick profile trains on 150 of Market-1501's
-      751 identities and 200 of the synthetic set's 300).
+      751 identities and 150 of the synthetic set's 300).
     * ``cfg.max_test_pids`` (synthetic set only; applied by ``load_data``).
     """
     from .data.datasets import subset_train

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 import reidnb.magnifiernet_recipes as mn  # noqa: E402
 from reidnb.config import make_config  # noqa: E402
-from reidnb.data.datasets import Record, ReIDDataset  # noqa: E402
+from reidnb.data.datasets import Record, ReIDDataset, subset_test  # noqa: E402
 from reidnb.evaluation import RankResult  # noqa: E402
 from reidnb.results import RESULT_COLUMNS  # noqa: E402
 
@@ -277,7 +277,7 @@ def _toy_dataset(kind="synthetic"):
 
 def test_subset_test_keeps_ids_and_a_share_of_distractors():
     ds = _toy_dataset()
-    sub = mn.subset_test(ds, 2, seed=0)
+    sub = subset_test(ds, 2, seed=0)
     kept = {r.pid for r in sub.query}
     assert len(kept) == 2 and len(sub.query) == 4
     assert {r.pid for r in sub.gallery if r.pid > 0} == kept
@@ -286,12 +286,12 @@ def test_subset_test_keeps_ids_and_a_share_of_distractors():
                                                            "/g/d4.jpg", "/g/j.jpg"]
     assert all(sub.query[i].pid in kept for i in sub.multi_query)
     assert "test subset: 2 of 4" in sub.notes[-1]
-    assert mn.subset_test(ds, 2, seed=0).query == sub.query            # deterministic
-    assert mn.subset_test(ds, None) is ds and mn.subset_test(ds, 10) is ds
+    assert subset_test(ds, 2, seed=0).query == sub.query            # deterministic
+    assert subset_test(ds, None) is ds and subset_test(ds, 10) is ds
     with pytest.raises(ValueError, match="real dataset"):
-        mn.subset_test(_toy_dataset("real"), 2)
+        subset_test(_toy_dataset("real"), 2)
     with pytest.raises(ValueError):
-        mn.subset_test(ds, 0)
+        subset_test(ds, 0)
 
 
 # ------------------------------------------------------------------------ figures

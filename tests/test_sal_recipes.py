@@ -14,7 +14,7 @@ from PIL import Image
 
 from reidnb import sal_recipes as sr
 from reidnb.config import make_config
-from reidnb.data.datasets import Record, ReIDDataset
+from reidnb.data.datasets import Record, ReIDDataset, subset_test
 from reidnb.results import RESULT_COLUMNS, load_published
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -106,7 +106,7 @@ def test_reductions_list_every_departure_from_the_paper(tmp_path):
     paper = make_config("03_sal", "paper", device="cpu")
     assert sr.reductions(paper, ds, sr.select_settings("all")) == []
     quick = make_config("03_sal", "quick", device="cpu")
-    sub = sr.subset_test(_dataset(tmp_path), 2)
+    sub = subset_test(_dataset(tmp_path), 2)
     out = sr.reductions(quick, sub, sr.select_settings(quick.settings))
     assert "backbone resnet18 (paper: ResNet-50)" in out
     assert "Table 1 settings skipped: 2, 4, 6, 7" in out
@@ -215,7 +215,7 @@ def _dataset(tmp_path, kind="synthetic", n_ids=4):
 
 def test_subset_test_keeps_whole_identities_and_reindexes_multi_query(tmp_path):
     ds = _dataset(tmp_path)
-    sub = sr.subset_test(ds, 2, seed=0)
+    sub = subset_test(ds, 2, seed=0)
     kept = {r.pid for r in sub.query}
     assert len(kept) == 2 and len(sub.query) == 4
     assert {r.pid for r in sub.gallery if r.pid > 0} == kept
@@ -224,9 +224,9 @@ def test_subset_test_keeps_whole_identities_and_reindexes_multi_query(tmp_path):
     assert sorted(sub.multi_query) == [0, 1, 2, 3]
     assert all(sub.multi_query[i][0] is sub.query[i] for i in range(4))
     assert "test subset" in sub.notes[-1]
-    assert sr.subset_test(ds, None) is ds and sr.subset_test(ds, 10) is ds
+    assert subset_test(ds, None) is ds and subset_test(ds, 10) is ds
     with pytest.raises(ValueError, match="real dataset"):
-        sr.subset_test(_dataset(tmp_path, kind="real"), 2)
+        subset_test(_dataset(tmp_path, kind="real"), 2)
 
 
 def test_load_sal_data_applies_the_profile_reductions(tmp_path, monkeypatch):
