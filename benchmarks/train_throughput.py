@@ -1,4 +1,4 @@
-"""Training throughput (images/s) of ``reidnb.engine.Trainer`` against a plain PyTorch loop.
+"""Training throughput (images/s) of ``reidnb.core.engine.Trainer`` against a plain PyTorch loop.
 
 Same model (torchvision ResNet-18 trunk + linear classifier, random init), same data
 (random 3 x 128 x 64 images held in memory, served as dict batches by one DataLoader),
@@ -42,9 +42,9 @@ import torchvision
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from reidnb.engine import Trainer  # noqa: E402
+from reidnb.core.engine import Trainer  # noqa: E402
 from reidnb.losses import Term, cross_entropy  # noqa: E402
-from reidnb.utils import resolve_device  # noqa: E402
+from reidnb.core.utils import resolve_device  # noqa: E402
 
 
 class ResNet18Classifier(nn.Module):
@@ -124,7 +124,7 @@ class PlainLoop:
 
 
 class TrainerLoop:
-    """The same work through ``reidnb.engine.Trainer`` (one ``fit`` epoch per call)."""
+    """The same work through ``reidnb.core.engine.Trainer`` (one ``fit`` epoch per call)."""
 
     def __init__(self, model: nn.Module, device: torch.device):
         self.tr = Trainer(model, {"ce": (1.0, Term(cross_entropy, key="logits"))},

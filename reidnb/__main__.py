@@ -2,7 +2,7 @@
 
 Sub-commands:
     report   execute the notebooks with papermill, render HTML, write index.html
-             (options: ``python -m reidnb report --help``; see :mod:`reidnb.report`).
+             (options: ``python -m reidnb report --help``; see :mod:`reidnb.core.report`).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from . import report
+from .core import report
 
 
 def _build_parser() -> argparse.ArgumentParser:

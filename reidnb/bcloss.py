@@ -13,7 +13,7 @@ batch-contrastive loss" (recipes.md §2). Two settings are compared on one netwo
 Batches are 16 random images (no identity sampling, §2.3); SGD, lr 0.01 x 0.1 every 20k
 iterations, 50k iterations (§3.2). :func:`schedule_for` turns that iteration recipe (or a
 profile's epoch recipe) into the epochs / milestones that
-:func:`reidnb.experiment.train_and_evaluate` takes; :func:`train_variant` runs one setting
+:func:`reidnb.papers.common.train_and_evaluate` takes; :func:`train_variant` runs one setting
 over ``runs`` seeds (001 reports the mean of 5 runs, §3.4); :func:`bcloss_rows` writes the
 measured cells of Table 1 (Market-1501, rank-1/5/10 + mAP) or Table 2 (DukeMTMC-reID,
 rank-1 + mAP), the table being decided by the dataset actually run (the synthetic set stands
@@ -191,7 +191,7 @@ def table_for(cfg: Any) -> tuple[str, str, tuple[str, ...]]:
 
     Real Market-1501 -> Table 1 (rank-1/5/10, mAP); real DukeMTMC-reID -> Table 2
     (rank-1, mAP); the synthetic set stands in for Market-1501 (Table 1; the rows are
-    labelled synthetic by :func:`reidnb.results.result_rows`).
+    labelled synthetic by :func:`reidnb.core.results.result_rows`).
 
     Raises:
         ValueError: a dataset 001 does not report (CUHK03-NP).
@@ -219,19 +219,19 @@ def train_variant(cfg: Any, dataset: Any, variant: str, *, runs: int = 1,
     Args:
         cfg: the notebook's RunConfig; ``tau``, ``lam``, ``center_lr``, ``dropout`` default
             to the config's options of the same name.
-        dataset: from :func:`reidnb.experiment.load_data` (the same for every seed).
+        dataset: from :func:`reidnb.papers.common.load_data` (the same for every seed).
         variant: ``"softmax"`` or ``"joint"``.
         runs: seeds to average (001: 5).
         schedule: default ``schedule_for(cfg, len(dataset.train))``.
         name: run label prefix (default the variant, plus ``-tau<tau>`` for joint).
 
     Returns:
-        list of :class:`reidnb.experiment.Run`, one per seed.
+        list of :class:`reidnb.papers.common.Run`, one per seed.
 
     Raises:
         ValueError: runs < 1 or an unknown variant.
     """
-    from .experiment import train_and_evaluate
+    from .papers.common import train_and_evaluate
 
     if int(runs) < 1:
         raise ValueError(f"runs must be >= 1, got {runs!r}")
@@ -335,7 +335,7 @@ def chance_level(result: Any, *, draws: int = 3, seed: int = 0) -> dict[str, flo
 def bcloss_rows(cfg: Any, groups: Mapping[str, Sequence], *, lam: float | None = None,
                 note: str = "", sweep: Mapping[float, Sequence] | None = None,
                 default_tau: float | None = None) -> list[dict[str, Any]]:
-    """Results rows (:func:`reidnb.results.result_rows`) of the measured table cells.
+    """Results rows (:func:`reidnb.core.results.result_rows`) of the measured table cells.
 
     Args:
         cfg: the notebook's RunConfig (profile, backbone, size, dataset kind are recorded).
@@ -348,9 +348,9 @@ def bcloss_rows(cfg: Any, groups: Mapping[str, Sequence], *, lam: float | None =
             the ``Ours`` row) is written as an extra row (variant ``"..., tau=<tau>"``).
 
     Returns:
-        list of row dicts for :func:`reidnb.results.write_results`.
+        list of row dicts for :func:`reidnb.core.results.write_results`.
     """
-    from .results import result_rows
+    from .core.results import result_rows
 
     lam = float(_opt(cfg, "lam", 1.0) if lam is None else lam)
     default_tau = float(_opt(cfg, "tau", 1.0) if default_tau is None else default_tau)

@@ -917,7 +917,7 @@ def evaluate(model: torch.nn.Module, dataset: Any, transform: Callable | None, *
     from torch.utils.data import DataLoader
 
     from reidnb.data.datasets import ImageDataset
-    from reidnb.utils import resolve_device
+    from reidnb.core.utils import resolve_device
 
     dev = _model_device(model) if device is None else resolve_device(device)
 

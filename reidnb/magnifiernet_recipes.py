@@ -5,7 +5,7 @@ Re-identification" (BMVC 2020; paper id ``magnifiernet``, seed text 002); recipe
 ``papers/recipes.md`` §3. The network and its loss terms are
 :class:`reidnb.models.magnifiernet.MagnifierNet` and
 :func:`reidnb.models.magnifiernet.magnifiernet_losses`; this module turns the paper's
-experiments into runs of :func:`reidnb.experiment.train_and_evaluate`:
+experiments into runs of :func:`reidnb.papers.common.train_and_evaluate`:
 
 * **Table 2** (component ablation): each row is a set of model switches
   (:data:`VARIANTS`, :func:`model_kw`). ``G+M+SAB+SFB+SD`` is not a separate network: it
@@ -26,7 +26,7 @@ Every stage-1 training needed by the three experiments is listed once
 (:meth:`Plan.stage1_specs`): the ``G+M+SAB+SFB`` run with Random-torso K-hat = 4 is
 Table 2's row, Fig. 4's SFB bar, Fig. 5's Random-torso point at 4 and stage 2's start.
 
-Results rows (:func:`magnifiernet_rows`) follow ``reidnb.results``: Table 1 rows name the
+Results rows (:func:`magnifiernet_rows`) follow ``reidnb.core.results``: Table 1 rows name the
 dataset run (the synthetic set stands in for Market-1501); the published Table 2 has only
 CUHK03-L and DukeMTMC-reID columns, so a synthetic run stands in for DukeMTMC-reID (so
 that 05_summary can read its ablation directions, flagged "synthetic: not comparable") and
@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .experiment import batches_per_epoch
+from .papers.common import batches_per_epoch
 
 __all__ = [
     "Variant", "VARIANTS", "TABLE2_ROWS", "STAGE1_FULL", "FULL", "SD_CONTROL", "SAMPLINGS",
@@ -175,7 +175,7 @@ def _opt(cfg: Any, name: str, default: Any = None) -> Any:
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One training stage in the units of :func:`reidnb.experiment.train_and_evaluate`.
+    """One training stage in the units of :func:`reidnb.papers.common.train_and_evaluate`.
 
     Attributes:
         stage: 1 or 2.
@@ -529,7 +529,7 @@ def _losses(model_kw_: Mapping[str, Any], cfg: Any, sd_weight: float):
 
 def _train(cfg, dataset, *, name, kw, stage: Stage, init=None, evaluate_model=True,
            rerank=False, verbose=True):
-    from .experiment import train_and_evaluate
+    from .papers.common import train_and_evaluate
 
     return train_and_evaluate(
         stage_config(cfg, stage), dataset, name=name, model="magnifiernet",
@@ -550,7 +550,7 @@ def train_stage1(cfg: Any, dataset: Any, spec: RunSpec, *, verbose: bool = True)
     (:func:`parts_input`), images only at test. Cached by checkpoint hash.
 
     Returns:
-        :class:`reidnb.experiment.Run` named ``spec.key`` (not evaluated when
+        :class:`reidnb.papers.common.Run` named ``spec.key`` (not evaluated when
         ``spec.evaluate`` is False: ``run.result`` is None).
     """
     kw = model_kw(spec.network, fusion=spec.fusion, sampling=spec.sampling, k_hat=spec.k_hat,
@@ -567,7 +567,7 @@ def train_stage2(cfg: Any, dataset: Any, init: Any, *, sd: bool = True, rerank: 
     without SD (a control for the extra iterations; not in the paper).
 
     Returns:
-        :class:`reidnb.experiment.Run` named ``G+M+SAB+SFB+SD`` (or
+        :class:`reidnb.papers.common.Run` named ``G+M+SAB+SFB+SD`` (or
         ``G+M+SAB+SFB|stage2 no SD``), evaluated (plus re-ranking when ``rerank``).
     """
     st = stage_plan(cfg, 2, len(dataset.train))
@@ -655,7 +655,7 @@ def table_dataset(cfg: Any, table: str) -> tuple[str, bool]:
     Raises:
         ValueError: unknown table.
     """
-    from .results import DATASET_NAMES
+    from .core.results import DATASET_NAMES
 
     if table not in ("Table 1", "Table 2"):
         raise ValueError(f"magnifiernet has Table 1 and Table 2, got {table!r}")
@@ -685,7 +685,7 @@ def table2_frame(runs: Mapping[str, Any], plan: Plan) -> pd.DataFrame:
     Args:
         runs: run key -> Run (stage-1 keys and ``G+M+SAB+SFB+SD``).
     """
-    from .results import load_published
+    from .core.results import load_published
 
     pub = load_published("magnifiernet", "Table 2")
     rows = []
@@ -718,7 +718,7 @@ def table2_frame(runs: Mapping[str, Any], plan: Plan) -> pd.DataFrame:
 def table1_frame(cfg: Any, full: Any) -> pd.DataFrame:
     """Table 1: the full model's rank-1 / mAP with and without re-ranking, beside the
     published MagnifierNet row ("Ours") of the dataset it stands for."""
-    from .results import load_published
+    from .core.results import load_published
 
     ds, _ = table_dataset(cfg, "Table 1")
     pub = load_published("magnifiernet", "Table 1")
@@ -767,7 +767,7 @@ def fig5_frame(runs: Mapping[str, Any], plan: Plan) -> pd.DataFrame:
 
 def magnifiernet_rows(cfg: Any, runs: Mapping[str, Any], plan: Plan, *,
                       iters_per_epoch: int, note: str = "") -> list[dict[str, Any]]:
-    """Results rows (``reidnb.results.result_rows``) of every measured table cell.
+    """Results rows (``reidnb.core.results.result_rows``) of every measured table cell.
 
     * Table 2: one setting per measured row (rank-1, mAP), dataset from
       :func:`table_dataset`; ``seconds`` = that run's training + evaluation (the +SD row:
@@ -780,7 +780,7 @@ def magnifiernet_rows(cfg: Any, runs: Mapping[str, Any], plan: Plan, *,
     stage-1 iterations). ``note`` (e.g. the profile's reductions) is appended to every
     row's note.
     """
-    from .results import result_rows
+    from .core.results import result_rows
 
     out: list[dict[str, Any]] = []
     ds2, extra2 = table_dataset(cfg, "Table 2")

@@ -21,7 +21,7 @@ Two-stage schedule (000 §3.2, recipes.md §1.4):
   Every stage-2 variant starts from the *same* stage-1 run (one checkpoint).
 
 Stage lengths are iterations, as in the paper (55k / 20k); :func:`stage_schedule` turns
-them into the epochs + iteration cap that :func:`reidnb.experiment.train_and_evaluate`
+them into the epochs + iteration cap that :func:`reidnb.papers.common.train_and_evaluate`
 takes. The component ablation (000 Table 4) trains each network variant with the stage-1
 recipe (:data:`ARCHS`), as the paper does (softmax on the small-scale sets).
 
@@ -46,7 +46,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .experiment import batches_per_epoch
+from .papers.common import batches_per_epoch
 from .losses import Term, cross_entropy, npair_loss, ranking_loss, triplet_hard_loss
 
 __all__ = [
@@ -170,7 +170,7 @@ def mask_input(batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
 # =========================================================================== schedule
 @dataclasses.dataclass(frozen=True)
 class StageSchedule:
-    """One training stage in the units of :func:`reidnb.experiment.train_and_evaluate`.
+    """One training stage in the units of :func:`reidnb.papers.common.train_and_evaluate`.
 
     Attributes:
         stage: 1 or 2.
@@ -261,7 +261,7 @@ def train_stage1(cfg: Any, dataset: Any, *, arch: str = "MaskReID",
 
     Random batches of ``cfg.batch_size``, SGD momentum 0.9, weight decay 5e-4, constant
     ``cfg.stage1_lr``; masks loaded for every record (:func:`mask_input`). Cached by
-    :func:`reidnb.experiment.train_and_evaluate` (checkpoint hash).
+    :func:`reidnb.papers.common.train_and_evaluate` (checkpoint hash).
 
     Args:
         cfg: the notebook's RunConfig.
@@ -272,9 +272,9 @@ def train_stage1(cfg: Any, dataset: Any, *, arch: str = "MaskReID",
             multi-query when asked).
 
     Returns:
-        :class:`reidnb.experiment.Run` named ``stage1-<arch>``.
+        :class:`reidnb.papers.common.Run` named ``stage1-<arch>``.
     """
-    from .experiment import train_and_evaluate
+    from .papers.common import train_and_evaluate
 
     sched = schedule or stage_schedule(cfg, 1, len(dataset.train))
     return train_and_evaluate(
@@ -340,10 +340,10 @@ def train_stage2(cfg: Any, dataset: Any, init: Any, *, loss: str,
         multi_query, rerank: extra evaluation settings.
 
     Returns:
-        :class:`reidnb.experiment.Run` named after the loss (``softmax``, ``triplet``,
+        :class:`reidnb.papers.common.Run` named after the loss (``softmax``, ``triplet``,
         ``npair``) or :func:`ranking_name`.
     """
-    from .experiment import train_and_evaluate
+    from .papers.common import train_and_evaluate
 
     sched = schedule or stage_schedule(cfg, 2, len(dataset.train))
     name = ranking_name(version, lam, alpha) if loss == "ranking" else loss
@@ -371,7 +371,7 @@ def evaluate_run(cfg: Any, run: Any, dataset: Any, *, protocol: str = "market150
         classic CUHK03 split).
     """
     from .evaluation import evaluate
-    from .experiment import test_transform
+    from .papers.common import test_transform
 
     return evaluate(run.model.eval(), dataset, test_transform(cfg), device=cfg.device,
                     batch_size=128, workers=cfg.workers, flip=cfg.eval_flip, rerank=rerank,
@@ -556,7 +556,7 @@ def ablation_table(runs: Mapping[str, Any], published: pd.DataFrame | None = Non
 
 def published_grid(version: str, metric: str = "rank1") -> pd.DataFrame:
     """The published lambda x alpha grid of one version (000 Table 6 / 003 Table 4), percent."""
-    from .results import load_published
+    from .core.results import load_published
 
     table = "Table 6" if version == "maskreid_icme" else "Table 4"
     pub = load_published(version, table)
@@ -631,7 +631,7 @@ def maskreid_rows(cfg: Any, *, losses: Mapping[str, Any] | None = None,
                   ablation: Mapping[str, Any] | None = None,
                   small_sets: Mapping[str, Mapping[str, Any]] | None = None,
                   stage1_seconds: float = 0.0, note: str = "") -> list[dict[str, Any]]:
-    """Results rows (:func:`reidnb.results.result_rows`) of every measured table cell.
+    """Results rows (:func:`reidnb.core.results.result_rows`) of every measured table cell.
 
     Which table a run fills is decided by the dataset run (synthetic = Market-1501
     stand-in, labelled synthetic by ``result_rows``):
@@ -654,9 +654,9 @@ def maskreid_rows(cfg: Any, *, losses: Mapping[str, Any] | None = None,
         note: profile reductions, appended to every row's note.
 
     Returns:
-        list of row dicts for :func:`reidnb.results.write_results`.
+        list of row dicts for :func:`reidnb.core.results.write_results`.
     """
-    from .results import DATASET_NAMES, load_published, result_rows
+    from .core.results import DATASET_NAMES, load_published, result_rows
 
     dataset = "Market-1501" if cfg.dataset_kind == "synthetic" \
         else DATASET_NAMES.get(str(cfg.dataset), str(cfg.dataset))
@@ -1090,7 +1090,7 @@ def small_scale_runs(cfg: Any, sets: Mapping[str, Any], archs: Sequence[str], *,
 def small_scale_table(results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Rank-1 (percent) per variant (rows) and small-scale set (columns, Table 1 names),
     with the published 000 Table 4 value beside each measured one."""
-    from .results import load_published
+    from .core.results import load_published
 
     pub = load_published("maskreid_icme", "Table 4")
     rows: dict[str, dict[str, float]] = {}

@@ -61,7 +61,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
-from .utils import atomic_path, atomic_write_text, resolve_device, seed_everything
+from .core.utils import atomic_path, atomic_write_text, resolve_device, seed_everything
 
 __all__ = [
     "PART_NAMES", "PART_COLORS", "LIP_LABELS", "SOURCES",
@@ -784,7 +784,7 @@ def _read_label_parts(img_path: str, lab_path: Path) -> np.ndarray:
 def _default_cache_root(dataset) -> Path:
     if dataset.kind == "synthetic":
         return Path(dataset.root)
-    from .config import PROJECT_ROOT
+    from .core.config import PROJECT_ROOT
 
     return PROJECT_ROOT / "data" / "cache" / "masks" / dataset.name
 

@@ -7,14 +7,14 @@ What this module holds (the notebook only calls it):
   ``paper_results.csv`` describe them; setting 4 is flagged unknown and uses the best
   guess documented in :class:`reidnb.models.sal.SAL` (setting 8 without DIL).
 * :func:`run_setting` / :func:`run_table1` - the two-stage schedule of 004 §4.1
-  (recipes.md §4.3) through :func:`reidnb.experiment.train_and_evaluate`: stage 1
+  (recipes.md §4.3) through :func:`reidnb.papers.common.train_and_evaluate`: stage 1
   softmax (+SAC) with random batches, stage 2 the setting's Eq. 6 terms with P x K
   batches, initialised from stage 1 (``init=``). Settings whose stage-1 recipe is
   identical (same network switches, same stage-1 losses) share one stage-1 run.
 * :func:`load_sal_data`, :func:`reductions` - the profile's data subsets and every
   departure from the paper's recipe, printed beside the numbers.
 * :func:`table1_frame`, :func:`directions_frame` and the ``*_rows`` functions - measured
-  tables next to the published ones, and rows for :func:`reidnb.results.write_results`.
+  tables next to the published ones, and rows for :func:`reidnb.core.results.write_results`.
 * Fig. 3 helpers (:func:`sample_query_images`, :func:`attention_maps`,
   :func:`attention_agreement`).
 * Table 4 (CIFAR-100 task extension, 004 §4.5): :func:`prepare_cifar100` (never
@@ -40,9 +40,9 @@ import torch
 from torch import nn
 
 from .data.datasets import ImageDataset, Record, ReIDDataset
-from .experiment import Run, test_transform, train_and_evaluate
+from .papers.common import Run, test_transform, train_and_evaluate
 from .losses import SACTerm, Term, cross_entropy, quadruplet_hard_loss, triplet_hard_loss
-from .results import load_published, result_rows
+from .core.results import load_published, result_rows
 
 __all__ = [
     "Setting", "TABLE1", "DIRECTIONS", "QUADRUPLET_MARGINS", "StageRecipe", "stage_recipes",
@@ -261,7 +261,7 @@ class SettingRun:
 
     Attributes:
         setting: the :class:`Setting`.
-        stage1: the stage-1 :class:`~reidnb.experiment.Run` (not evaluated).
+        stage1: the stage-1 :class:`~reidnb.papers.common.Run` (not evaluated).
         stage2: the stage-2 run (evaluated; the setting's result).
         stage1_reused: True when ``stage1`` was trained for an earlier setting.
     """
@@ -294,12 +294,12 @@ def run_setting(cfg: Any, dataset: ReIDDataset, setting: Setting | str, *,
     the stage has a metric loss, settings 2/7), lr ``stage1_lr``. Stage 2: initialised
     from stage 1 (``init=``), ``loss_terms(setting, 2)``, P x K batches
     (``stage2_p x stage2_k``), lr ``stage2_lr``; evaluated single-query (+ re-ranking
-    when ``rerank``). Both through :func:`reidnb.experiment.train_and_evaluate`, so
+    when ``rerank``). Both through :func:`reidnb.papers.common.train_and_evaluate`, so
     finished stages are cached on disk.
 
     Args:
         cfg: the notebook's RunConfig (see :func:`stage_recipes` for the options read).
-        dataset: from :func:`reidnb.experiment.load_data`.
+        dataset: from :func:`reidnb.papers.common.load_data`.
         setting: a :class:`Setting` or its id.
         stage1_cache: ``{stage1_tag: Run}`` shared between calls; a setting whose
             stage-1 recipe was already trained reuses that run (it is never retrained).
@@ -352,7 +352,7 @@ def run_table1(cfg: Any, dataset: ReIDDataset, settings: Sequence[Setting], *,
 
 
 def load_sal_data(cfg: Any, *, verbose: bool = True) -> ReIDDataset:
-    """The notebook's dataset: :func:`reidnb.experiment.load_data` plus the profile's
+    """The notebook's dataset: :func:`reidnb.papers.common.load_data` plus the profile's
     reductions, each printed and kept in ``dataset.notes``.
 
     * ``cfg.max_train_pids`` (the user's parameter, any dataset): train on that many random
@@ -363,7 +363,7 @@ def load_sal_data(cfg: Any, *, verbose: bool = True) -> ReIDDataset:
     * ``cfg.max_test_pids`` (synthetic set only; applied by ``load_data``).
     """
     from .data.datasets import subset_train
-    from .experiment import load_data
+    from .papers.common import load_data
 
     ds = load_data(cfg, verbose=verbose)
     cap = cfg.options.get(f"{cfg.dataset_kind}_max_train_pids")
@@ -673,7 +673,7 @@ def find_cifar100(data_root: str | Path | None) -> Path | None:
     Looks for ``cifar-100-python/{train,test,meta}`` under ``<data_root>`` and
     ``<data_root>/cifar100`` (``data_root`` None: the project's ``data/``).
     """
-    from .config import PROJECT_ROOT
+    from .core.config import PROJECT_ROOT
 
     base = Path(data_root) if data_root else PROJECT_ROOT / "data"
     for root in (base, base / "cifar100"):
@@ -703,7 +703,7 @@ def prepare_cifar100(cfg: Any, download: bool = False) -> tuple[Path | None, str
                       "cifar_download=True downloads)")
     from torchvision.datasets import CIFAR100
 
-    from .config import PROJECT_ROOT
+    from .core.config import PROJECT_ROOT
     root = (base or PROJECT_ROOT / "data") / "cifar100"
     CIFAR100(str(root), train=True, download=True)
     CIFAR100(str(root), train=False, download=True)
@@ -772,7 +772,7 @@ def run_cifar100(cfg: Any, root: str | Path, method: str, *, verbose: bool = Tru
     schedule or size). The backbone is the method's (ResNet-50/101) at the paper profile,
     ``cfg.backbone`` otherwise; ``cifar_train_subset`` / ``cifar_test_subset`` (None = all)
     keep the first images of each split. Checkpoints are cached like
-    :func:`reidnb.experiment.train_and_evaluate` (resumable).
+    :func:`reidnb.papers.common.train_and_evaluate` (resumable).
 
     Returns:
         dict with method, variant, backbone, error_rate (percent), seconds (training +
@@ -784,9 +784,9 @@ def run_cifar100(cfg: Any, root: str | Path, method: str, *, verbose: bool = Tru
     from torch.utils.data import DataLoader
     from torchvision.datasets import CIFAR100
 
-    from .engine import Trainer
+    from .core.engine import Trainer
     from .models import build_model
-    from .utils import atomic_write_text, seed_everything
+    from .core.utils import atomic_write_text, seed_everything
 
     if method not in CIFAR_METHODS:
         raise KeyError(f"unknown CIFAR-100 method {method!r}; known: {list(CIFAR_METHODS)}")

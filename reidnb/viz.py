@@ -17,7 +17,7 @@ def plot_measured_vs_published(cmp, *, ax=None, title=None):
     """Scatter of measured against published numbers, one point per compared table cell.
 
     Args:
-        cmp: :func:`reidnb.results.compare_all` (or ``compare``) output; rows with both a
+        cmp: :func:`reidnb.core.results.compare_all` (or ``compare``) output; rows with both a
             published and a measured value are drawn (percent, 0..100 on both axes).
         ax: matplotlib Axes to draw into (a new 6x6 inch figure when None).
         title: axes title (default says how many cells and which data kinds).
@@ -93,7 +93,7 @@ def plot_distance_curves(histories, smooth: int = 20, *, raw: bool = True):
     Args:
         histories: ``{run name: Trainer.history}`` (or one history DataFrame). Uses the
             columns ``iter``, ``d_intra``, ``d_inter_min``, ``d_inter_mean`` (distances of
-            L2-normalised embeddings, in [0, 2]; see ``reidnb.engine.distance_stats``).
+            L2-normalised embeddings, in [0, 2]; see ``reidnb.core.engine.distance_stats``).
         smooth: rolling-mean window, in logged batches (only batches holding a positive
             pair have statistics, as in 001 §1).
         raw: also draw the per-batch values as faint dots (the paper plots dots).
@@ -117,7 +117,7 @@ def plot_distance_curves(histories, smooth: int = 20, *, raw: bool = True):
         missing = [c for c in need if c not in h.columns]
         if missing:
             raise KeyError(f"history of run {name!r} lacks columns {missing} "
-                           "(expected a reidnb.engine.Trainer history)")
+                           "(expected a reidnb.core.engine.Trainer history)")
     fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3.6), sharey=True,
                              squeeze=False)
     for i, (ax, (name, h)) in enumerate(zip(axes[0], runs.items())):

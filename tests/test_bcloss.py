@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from reidnb import bcloss
-from reidnb.config import make_config
-from reidnb.results import load_published
+from reidnb.core.config import make_config
+from reidnb.core.results import load_published
 
 # Unit vectors a, b (id 0) and c, d (id 1); squared distances:
 # ab 0.8, ac 2, ad 4, bc 0.4, bd 3.2, cd 2.

@@ -1,4 +1,4 @@
-"""Tests of reidnb.engine: the one Trainer (fit, resume, NaN, checkpoints, DDP, schedule).
+"""Tests of reidnb.core.engine: the one Trainer (fit, resume, NaN, checkpoints, DDP, schedule).
 
 A tiny conv net of our own and in-memory random dict batches (no dataset, no other
 module of the package); every test runs in a few seconds on a 2-core CPU.
@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from reidnb.engine import (CheckpointError, ShardedBatchSampler, Trainer, distance_stats,
+from reidnb.core.engine import (CheckpointError, ShardedBatchSampler, Trainer, distance_stats,
                            epochs_to_iters, lr_factor)
 
 NUM_CLASSES = 4

@@ -1,12 +1,12 @@
-"""Tests of reidnb.experiment: the checkpoint key and the cached train-and-evaluate call."""
+"""Tests of reidnb.papers.common: the checkpoint key and the cached train-and-evaluate call."""
 from __future__ import annotations
 
 import types
 
 import torch
 
-from reidnb import experiment as exp
-from reidnb.config import make_config
+from reidnb.papers import common as exp
+from reidnb.core.config import make_config
 from reidnb.data.datasets import Record, ReIDDataset
 from reidnb.losses import Term, cross_entropy
 

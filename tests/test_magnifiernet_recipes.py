@@ -19,10 +19,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import reidnb.magnifiernet_recipes as mn  # noqa: E402
-from reidnb.config import make_config  # noqa: E402
+from reidnb.core.config import make_config  # noqa: E402
 from reidnb.data.datasets import Record, ReIDDataset, subset_test  # noqa: E402
 from reidnb.evaluation import RankResult  # noqa: E402
-from reidnb.results import RESULT_COLUMNS  # noqa: E402
+from reidnb.core.results import RESULT_COLUMNS  # noqa: E402
 
 
 def _cfg(profile="quick", tmp_path=None, **kw):
@@ -194,7 +194,7 @@ def _run(name, r1, mAP, *, rerank=None, iters=30, seconds=10.0):
         cmc2 = np.full(50, 1.0)
         cmc2[0] = rerank[0] / 100
         results["single-query+re-rank"] = RankResult(cmc2, rerank[1] / 100, 0.1)
-    from reidnb.experiment import Run
+    from reidnb.papers.common import Run
 
     return Run(name=name, model=None, history=pd.DataFrame({"iter": range(iters)}),
                result=types.SimpleNamespace(results=results), train_seconds=seconds,

@@ -19,10 +19,10 @@ import torch
 from PIL import Image
 
 from reidnb import maskreid_recipes as mr
-from reidnb.config import make_config
+from reidnb.core.config import make_config
 from reidnb.evaluation import RankResult
-from reidnb.experiment import Run
-from reidnb.results import compare
+from reidnb.papers.common import Run
+from reidnb.core.results import compare
 
 torch.set_num_threads(1)
 
@@ -113,7 +113,7 @@ def test_grid_cells():
 
 def test_stage_wiring(monkeypatch):
     """Stage 1: softmax, random batches, lr 0.1; stage 2: anchor batches, lr 0.01, init."""
-    import reidnb.experiment as exp
+    import reidnb.papers.common as exp
 
     calls = []
     monkeypatch.setattr(exp, "train_and_evaluate", lambda cfg, ds, **kw: calls.append((cfg, kw))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from reidnb.results import RESULT_COLUMNS, read_results
+from reidnb.core.results import RESULT_COLUMNS, read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

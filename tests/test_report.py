@@ -1,4 +1,4 @@
-"""reidnb.report / python -m reidnb: parameter checks, papermill runs, HTML and index.
+"""reidnb.core.report / python -m reidnb: parameter checks, papermill runs, HTML and index.
 
 Each executed notebook costs a kernel start (~5 s on the shared CPU), so the runs are few:
 one ok run of two notebooks and one failing run of two.
@@ -13,7 +13,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from reidnb import report
+from reidnb.core import report
 from reidnb.__main__ import main as cli_main
 
 PARAMS = 'profile = "quick"  # profile\noutput_dir = None  # outputs\n'
@@ -32,8 +32,8 @@ def nbdir(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("notebooks")
     # 01 writes a results CSV through the package, so index.html has headline numbers
     _write_nb(d / "01_first.ipynb", PARAMS + "alpha = 1  # only 01 has it\n", """\
-from reidnb.config import make_config
-from reidnb.results import result_rows, write_results
+from reidnb.core.config import make_config
+from reidnb.core.results import result_rows, write_results
 cfg = make_config("01_first", profile, output_dir=output_dir, device="cpu")
 rows = result_rows(cfg, paper_id="bcloss", table="Table 1", dataset="Market-1501",
                    protocol="single-query", method="Ours",

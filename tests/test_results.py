@@ -1,4 +1,4 @@
-"""reidnb.results: published numbers, results CSVs, comparison and ablation directions."""
+"""reidnb.core.results: published numbers, results CSVs, comparison and ablation directions."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 
-from reidnb import results as R
-from reidnb.config import make_config
+from reidnb.core import results as R
+from reidnb.core.config import make_config
 
 BC_BASE = dict(method="Baseline", variant="ResNet50, softmax only")
 BC_OURS = dict(method="Ours", variant="ResNet50, softmax + batch-contrastive loss (lambda=1)")

@@ -13,9 +13,9 @@ import torch
 from PIL import Image
 
 from reidnb import sal_recipes as sr
-from reidnb.config import make_config
+from reidnb.core.config import make_config
 from reidnb.data.datasets import Record, ReIDDataset, subset_test
-from reidnb.results import RESULT_COLUMNS, load_published
+from reidnb.core.results import RESULT_COLUMNS, load_published
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -230,7 +230,7 @@ def test_subset_test_keeps_whole_identities_and_reindexes_multi_query(tmp_path):
 
 
 def test_load_sal_data_applies_the_profile_reductions(tmp_path, monkeypatch):
-    import reidnb.experiment as ex
+    import reidnb.papers.common as ex
 
     real = _dataset(tmp_path, kind="real")
     real = dataclasses.replace(real, train=[Record(f"t{p}_{i}.jpg", p, 0) for p in range(10)

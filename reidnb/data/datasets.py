@@ -541,7 +541,7 @@ def load_dataset(name: str, data_root: str | os.PathLike | None = None, *,
         raise KeyError(f"unknown dataset {name!r}; expected one of {list(DATASET_NAMES)}")
     spec = _SPECS[name]
     if data_root is None:
-        from ..config import PROJECT_ROOT
+        from ..core.config import PROJECT_ROOT
 
         data_root = PROJECT_ROOT / "data"
     data_root = Path(data_root).expanduser()

@@ -910,7 +910,7 @@ def generate_synthetic(root: str | os.PathLike, size: str = "quick", seed: int =
                 cameras=[c["name"] for c in CAMERAS], part_labels=list(PART_NAMES),
                 accessory_rule="bags and straps: 255 in masks, 0 in parts; hair and hats: "
                                "head (1); occluders: background (0) in both")
-    from ..utils import atomic_write_text
+    from ..core.utils import atomic_write_text
     atomic_write_text(root / "meta.json", json.dumps(meta, indent=2, default=list))
     atomic_write_text(root / "COMPLETE", f"reidnb synthetic {GENERATOR_VERSION}\n")
     if verbose:

@@ -4,7 +4,7 @@ The paper notebooks run many variants of one recipe (a loss ablation, a componen
 ablation, a hyper-parameter sweep). Each variant is one call of :func:`train_and_evaluate`
 with its model name, model options and loss terms; everything else (data loading,
 sampler, transforms, optimiser schedule, checkpoints, evaluation) follows the notebook's
-:class:`~reidnb.config.RunConfig`, so a notebook cell stays a few lines long (STYLE.md,
+:class:`~reidnb.core.config.RunConfig`, so a notebook cell stays a few lines long (STYLE.md,
 "Notebook cells call the package").
 
 Finished runs are cached: the checkpoint folder of a run is named after a hash of
@@ -26,14 +26,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .config import RunConfig
-from .data.datasets import ImageDataset, ReIDDataset, load_dataset, subset_test, subset_train
-from .data.samplers import AnchorRankingSampler, RandomIdentitySampler
-from .data.transforms import build_transforms
-from .engine import Trainer, epochs_to_iters
-from .evaluation import EvalResult, evaluate
-from .models import build_model
-from .utils import atomic_write_text, seed_everything
+from ..core.config import RunConfig
+from ..data.datasets import ImageDataset, ReIDDataset, load_dataset, subset_test, subset_train
+from ..data.samplers import AnchorRankingSampler, RandomIdentitySampler
+from ..data.transforms import build_transforms
+from ..core.engine import Trainer, epochs_to_iters
+from ..evaluation import EvalResult, evaluate
+from ..models import build_model
+from ..core.utils import atomic_write_text, seed_everything
 
 __all__ = ["load_data", "make_train_loader", "test_transform", "Run", "run_key", "batches_per_epoch",
            "train_and_evaluate"]
@@ -131,7 +131,7 @@ class Run:
     Attributes:
         name: label used in tables and plots.
         model: the trained model (eval mode, on ``cfg.device``).
-        history: per-iteration training history (:attr:`reidnb.engine.Trainer.history`).
+        history: per-iteration training history (:attr:`reidnb.core.engine.Trainer.history`).
         result: evaluation (features, distances, metrics) or None when not evaluated.
         train_seconds: wall time of training (seconds; from the first run when cached).
         eval_seconds: wall time of the evaluation in this session (seconds).
@@ -226,7 +226,7 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str,
         name: run label (also names the checkpoint folder).
         model: registry name for :func:`reidnb.models.build_model`; ``model_kw`` its
             options (``backbone`` and ``pretrained`` default to the config's).
-        losses: ``{term name: (weight, term)}`` for :class:`~reidnb.engine.Trainer`.
+        losses: ``{term name: (weight, term)}`` for :class:`~reidnb.core.engine.Trainer`.
         sampler, batch_size, num_instances, num_pos, random_erasing: see
             :func:`make_train_loader`.
         optimizer, lr, weight_decay, gamma: optimiser (``"sgd"`` momentum 0.9, ``"adam"``).

@@ -169,7 +169,7 @@ def result_rows(cfg: Any, *, paper_id: str, table: str, dataset: str, protocol: 
     """Rows of a results CSV for one measured setting: one row per metric.
 
     Args:
-        cfg: the notebook's :class:`reidnb.config.RunConfig` (profile, backbone, height,
+        cfg: the notebook's :class:`reidnb.core.config.RunConfig` (profile, backbone, height,
             width, epochs and dataset_kind are read from it).
         paper_id, table: the published table reproduced (see the module docstring).
         dataset: the paper's dataset name (``"Market-1501"``) or the loader name
@@ -252,7 +252,7 @@ def write_results(rows: Iterable[Mapping[str, Any]], cfg: Any) -> Path:
     """Write a notebook's measured rows to ``<cfg.output_dir>/results/<cfg.notebook>.csv``.
 
     Call it once at the end of a notebook with all its rows (from :func:`result_rows`);
-    calling it again replaces the file. The write is atomic (:func:`reidnb.utils.atomic_path`):
+    calling it again replaces the file. The write is atomic (:func:`reidnb.core.utils.atomic_path`):
     a reader, or a failure half-way, never leaves a partial file.
 
     Raises:

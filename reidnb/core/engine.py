@@ -9,7 +9,7 @@ subclass per method: a term is any callable ``term(outputs, batch) -> scalar Ten
 
 What the loop does (DESIGN.md "Engine"):
 
-* **Device.** ``device="auto"`` picks CUDA when visible (``reidnb.utils.resolve_device``).
+* **Device.** ``device="auto"`` picks CUDA when visible (``reidnb.core.utils.resolve_device``).
   On CUDA: autocast to bfloat16 where ``torch.cuda.is_bf16_supported()``, else float16
   with a ``torch.amp.GradScaler``; the model and 4-D float inputs in channels_last;
   pinned host memory and ``non_blocking`` copies. On the CPU: plain float32 (no autocast,
@@ -81,7 +81,7 @@ __all__ = ["Trainer", "CheckpointError", "WarmupMultiStepLR", "ShardedBatchSampl
            "lr_factor", "epochs_to_iters", "distance_stats", "CHECKPOINT_VERSION"]
 
 #: Layout of ``last.pt``; bump when the keys below change (older files are refused).
-CHECKPOINT_FORMAT = "reidnb.engine.Trainer"
+CHECKPOINT_FORMAT = "reidnb.core.engine.Trainer"
 CHECKPOINT_VERSION = 1
 CHECKPOINT_KEYS = ("meta", "model", "optimizer", "scheduler", "scaler", "losses", "epoch",
                    "epoch_iter", "iteration", "rng", "history")

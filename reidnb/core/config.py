@@ -25,8 +25,8 @@ from .utils import atomic_write_text, resolve_device
 
 __all__ = ["PROJECT_ROOT", "PROFILES", "NOTEBOOK_PROFILES", "RunConfig", "make_config"]
 
-#: The repository root (this file is reidnb/config.py); default home of data/ and outputs/.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+#: The repository root (this file is reidnb/core/config.py); default home of data/ and outputs/.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: Defaults shared by every notebook, per profile.
 PROFILES: dict[str, dict[str, Any]] = {
