@@ -91,6 +91,34 @@ def test_hand_worked_cmc_ap_minp_with_junk_distractors_and_skipped_query():
     assert len(r.cmc) == 5
 
 
+def test_per_query_ap_and_rank1_of_the_hand_worked_case():
+    # The case above: query A (row 0) AP 1/2, first match rank 2; query B (row 1) AP 1/3,
+    # first match rank 3; query C (row 2) has no match -> not in the per-query arrays.
+    g_pids = np.array([1, 2, 1, -1, 0, 1])
+    g_cams = np.array([0, 1, 1, 1, 2, 2])
+    d = np.array([[0.1, 0.2, 0.3, 0.05, 0.4, 0.5],
+                  [0.9, 0.6, 0.1, 0.3, 0.2, 0.7],
+                  [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]], dtype=np.float32)
+    for chunk in (None, 1):
+        r = evaluate_rank(d, [1, 2, 3], g_pids, [0, 0, 0], g_cams, max_rank=5,
+                          chunk_size=chunk)
+        np.testing.assert_array_equal(r.query_index, [0, 1])
+        assert r.query_index.dtype == np.int64 and r.query_ap.dtype == np.float64
+        np.testing.assert_allclose(r.query_ap, [1 / 2, 1 / 3])
+        np.testing.assert_array_equal(r.query_rank1, [0.0, 0.0])
+        assert float(np.mean(r.query_ap)) == pytest.approx(r.mAP)
+        assert r[:3] == (r.cmc, r.mAP, r.mINP)
+    # query 0 matches at rank 1 (g1), query 1 at rank 2 (g1 first, then g0)
+    r = evaluate_rank(np.array([[0.3, 0.1], [0.2, 0.1]]), [2, 1], [1, 2], [0, 0], [1, 1])
+    np.testing.assert_allclose(r.query_ap, [1.0, 0.5])
+    np.testing.assert_array_equal(r.query_rank1, [1.0, 0.0])
+    assert float(np.mean(r.query_rank1)) == r.cmc[0] == 0.5
+    # CUHK03 protocol: query_rank1 is the share of draws with a rank-1 hit; mean = cmc[0]
+    c = evaluate_rank(d, [1, 2, 3], g_pids, [0, 0, 0], g_cams, max_rank=5, protocol="cuhk03")
+    assert float(np.mean(c.query_rank1)) == pytest.approx(c.cmc[0])
+    np.testing.assert_allclose(c.query_ap, [1 / 2, 1 / 3])
+
+
 def test_distractor_counts_as_wrong_and_same_camera_match_is_junk():
     # query pid 5 cam 0; g0 distractor (0) nearest, g1 pid 5 cam 0 (junk), g2 pid 5 cam 1.
     # kept: g0 (wrong), g2 (match at rank 2) -> AP 1/2, INP 1/2.
@@ -405,6 +433,50 @@ def test_evaluate_features_single_and_multi_query():
     assert res.distmat[0, 0] < res.distmat[0, 1]
     with pytest.raises(ValueError, match=r"mq_qf"):
         evaluate_features(qf, gf, [1], [2, 1], [0], [1, 1], mq_qf=torch.zeros(2, 2))
+
+
+def _assert_same_result(a, b):
+    assert a.metric == b.metric and a.q_paths == b.q_paths and a.g_paths == b.g_paths
+    for f in ("qf", "gf", "mq_qf"):
+        x, y = getattr(a, f), getattr(b, f)
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert isinstance(y, torch.Tensor) and y.dtype == x.dtype and torch.equal(x, y)
+    for f in ("q_pids", "g_pids", "q_camids", "g_camids", "distmat", "distmat_rerank"):
+        x, y = getattr(a, f), getattr(b, f)
+        assert (x is None) == (y is None)
+        if x is not None:
+            assert y.dtype == x.dtype
+            np.testing.assert_array_equal(x, y)
+    assert list(a.results) == list(b.results)
+    for name, r in a.results.items():
+        s = b.results[name]
+        np.testing.assert_array_equal(r.cmc, s.cmc)
+        assert (r.mAP, r.mINP) == (s.mAP, s.mINP) and type(s.mAP) is float
+        for f in ("query_ap", "query_index", "query_rank1"):
+            np.testing.assert_array_equal(getattr(r, f), getattr(s, f))
+
+
+def test_eval_result_round_trips_through_savez(tmp_path):
+    qf, gf, mq_feats = _mq_case()
+    mq = multi_query_features(mq_feats, [[0, 1]])
+    full = evaluate_features(qf, gf, [1], [2, 1], [0], [1, 1], mq_qf=mq, max_rank=2,
+                             rerank=True, k1=1, k2=1, q_paths=["q/0001_c1.jpg"],
+                             g_paths=["g/0002_c2.jpg", "g/été.jpg"], metric="cosine")
+    bare = evaluate_features(qf, gf, [1], [2, 1], [0], [1, 1], max_rank=2)
+    for res in (full, bare):
+        arrays = res.to_arrays()
+        assert all(isinstance(v, np.ndarray) for v in arrays.values())
+        np.savez(tmp_path / "r.npz", **arrays)
+        with np.load(tmp_path / "r.npz", allow_pickle=False) as d:
+            back = ev.EvalResult.from_arrays(d)
+        _assert_same_result(res, back)
+    assert "mq_qf" not in bare.to_arrays() and bare.to_arrays()["q_paths"].shape == (0,)
+    assert ev.EvalResult.from_arrays(bare.to_arrays()).mq_qf is None
+    assert full.to_arrays()["results/multi-query/mAP"] == 1.0
+    with pytest.raises(KeyError, match="distmat"):
+        ev.EvalResult.from_arrays({k: v for k, v in full.to_arrays().items()
+                                   if k != "distmat"})
 
 
 def test_evaluate_end_to_end_with_stand_in_dataset(monkeypatch):
