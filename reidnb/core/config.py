@@ -1,17 +1,31 @@
-"""Run configuration of a notebook: profiles (smoke / quick / paper) and a frozen record.
+"""Run configuration: one frozen dataclass per notebook whose defaults ARE the paper's recipe.
 
-Every notebook opens with a papermill ``parameters`` cell of flat literals; a value of
-``None`` means "take it from the profile". The next cell calls :func:`make_config`,
-which merges, in this order: the common profile defaults (:data:`PROFILES`), the
-notebook's own profile defaults (:data:`NOTEBOOK_PROFILES`), then every parameter the
-user set explicitly (an explicit value always wins). The result is a frozen
-:class:`RunConfig`, printed and saved as JSON beside the results.
+Every notebook opens with a papermill ``parameters`` cell of flat literals; ``None`` means
+"take it from the profile". The next cell calls :func:`make_config` (or ``Config.make``),
+which starts from the config class's defaults (the paper profile, i.e. the paper's own
+settings) and merges, in this order:
 
-Profiles (DESIGN.md "Profiles"):
-- ``smoke``: CI; tiny synthetic set, a few iterations, every code path.
-- ``quick``: the embedded default; ResNet-18 at 128x64, a few epochs; whole workbook
-  within about 15 minutes on a 2-core CPU.
-- ``paper``: the papers' own settings, meant for a GPU and the real datasets.
+1. :data:`COMMON_PROFILES` ``[profile]`` (smoke / quick: synthetic data, ResNet-18, ...),
+2. the class's own ``PROFILES[profile]`` (small literal overrides, each with its measured
+   reason in ``REASONS``),
+3. every parameter the user set explicitly (an explicit value always wins).
+
+The result is frozen, printed, and saved as JSON beside the results. Because the class
+defaults are the paper's recipe, :meth:`RunConfig.deviations` can *compute* every way a
+run differs from the paper: it is never a hand-kept list.
+
+Profiles (DESIGN.md "Profiles"): ``smoke`` (CI, seconds), ``quick`` (the embedded default,
+a 2-core CPU), ``paper`` (the papers' own settings on the real datasets, for a GPU).
+
+A paper's config lives in ``reidnb/papers/<paper>/config.py``::
+
+    @dataclasses.dataclass(frozen=True)
+    class BCLossConfig(RunConfig):
+        notebook: str = "01_bcloss"
+        batch_size: int = 16          # 001 §3.2
+        dropout: float = 0.9          # 001 §3.2
+        PROFILES: ClassVar[dict] = {"quick": dict(dropout=0.5)}
+        REASONS: ClassVar[dict] = {"dropout": "from random init 0.9 left the softmax at chance"}
 """
 from __future__ import annotations
 
@@ -19,17 +33,22 @@ import dataclasses
 import json
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping, NamedTuple
 
 from .utils import atomic_write_text, resolve_device
 
-__all__ = ["PROJECT_ROOT", "PROFILES", "NOTEBOOK_PROFILES", "RunConfig", "make_config"]
+__all__ = ["PROJECT_ROOT", "COMMON_PROFILES", "PROFILE_NAMES", "RUNTIME_FIELDS", "RunConfig",
+           "Deviation", "DataConfig", "SummaryConfig", "make_config", "config_class",
+           "registered_configs"]
 
 #: The repository root (this file is reidnb/core/config.py); default home of data/ and outputs/.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-#: Defaults shared by every notebook, per profile.
-PROFILES: dict[str, dict[str, Any]] = {
+PROFILE_NAMES: tuple[str, ...] = ("smoke", "quick", "paper")
+
+#: Overrides shared by every notebook at the small profiles (the paper profile is the class
+#: defaults themselves). smoke: every code path in seconds; quick: a 2-core CPU.
+COMMON_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(dataset="synthetic", synthetic_size="smoke", backbone="resnet18",
                   pretrained=False, height=64, width=32, epochs=1, max_iters=4,
                   batch_size=16, workers=0, max_train_pids=None, max_test_pids=None,
@@ -38,195 +57,183 @@ PROFILES: dict[str, dict[str, Any]] = {
                   pretrained="auto", height=128, width=64, epochs=6, max_iters=None,
                   batch_size=32, workers=2, max_train_pids=None, max_test_pids=150,
                   eval_flip=False),
-    "paper": dict(dataset="market1501", synthetic_size="quick", backbone="resnet50",
-                  pretrained=True, height=256, width=128, epochs=None, max_iters=None,
-                  batch_size=64, workers=8, max_train_pids=None, max_test_pids=None,
-                  eval_flip=False),
+    "paper": {},
 }
 
-#: Notebook-specific defaults per profile; merged over :data:`PROFILES`.
-NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "00_data": {"smoke": {}, "quick": {}, "paper": {}},
-    "01_bcloss": {  # 001 §3.2; reidnb/bcloss.py reads these (schedule_for, train_variant)
-        "smoke": dict(batch_size=16, lr=0.01, lr_step_iters=None, lr_milestones=(),
-                      dropout=0.9, tau=1.0, lam=1.0, center_lr=0.5, runs=1,
-                      taus=(1.0, 1.5), sweep_epochs=None),
-        # quick deviates from 001 (printed by the notebook): dropout 0.5, not 0.9 (from random
-        # init, dropout 0.9 left the softmax at chance: loss ~ln(300) after 6 epochs, rank-1
-        # 1.3%); 64x32 images (128x64 x 2 epochs cost about 64x32 x 4.5 epochs and reached
-        # rank-1 5.4/11.1% softmax/joint vs 12.2/19.8% for 64x32 x 4 epochs; synthetic v1.1);
-        # no tau sweep (it is reidnb's addition, 001 gives no tau; measured on synthetic v1.1
-        # at this profile: tau 0.5 12.9/11.4 vs tau 1.0 12.3/11.2 rank-1/mAP; ~1 min a value)
-        "quick": dict(batch_size=16, height=64, width=32, epochs=3, lr=0.01,
-                      lr_step_iters=None, lr_milestones=(), dropout=0.5, tau=1.0, lam=1.0,
-                      center_lr=0.5, runs=1, taus=(1.0,), sweep_epochs=None),
-        "paper": dict(batch_size=16, epochs=None, max_iters=50000, lr_step_iters=20000,
-                      lr=0.01, dropout=0.9, tau=1.0, lam=1.0, center_lr=0.5, runs=5,
-                      taus=(0.5, 1.0, 1.5), sweep_epochs=None),
-    },
-    # 02_maskreid (recipes.md §1; reidnb/maskreid_recipes.py): stage 1 softmax, stage 2 one
-    # loss from stage 1's weights; P/N anchor batches (num_pos of batch_size); grid cells
-    # per paper version (000: ICME loss, 003: long-version loss); ablation = 000 Table 4
-    # variants trained with the stage-1 recipe. quick: ResNet-18 (DGD is ~4x slower per
-    # image on the CPU) at 64x32 from random init (no ImageNet weights offline): stage-1 lr
-    # 0.01, not the paper's 0.1 (synthetic rank-1 after 130 iterations: 64x32 15% at lr 0.01;
-    # 32x16 9% / 6% / 4% at 0.01 / 0.03 / 0.1); stage 2 at lr 0.001, the paper's stage-2 /
-    # stage-1 ratio of 1/10 (measured, synthetic, 60 stage-2 iterations, rank-1/mAP: lr 0.001
-    # softmax 14.1/9.6, triplet 16.8/10.2, ranking 14.8/10.2; lr 0.01 for 30 iterations
-    # softmax 13.8/9.0, triplet 13.2/7.0, ranking 7.5/4.8: the metric losses fall apart);
-    # short stages, 2 grid cells, one Table-4 variant, no multi-query evaluation (it doubles
-    # each evaluation); on real data fewer variants and a train-id subset (real_reduction).
-    "02_maskreid": {
-        "smoke": dict(height=32, width=16, batch_size=16, num_pos=3, stage1_iters=4,
-                      stage2_iters=4, stage1_lr=0.1, stage2_lr=0.01, triplet_margin=0.3,
-                      losses=("softmax", "ranking"), grid_versions=("maskreid_icme",),
-                      grid_lambdas=(1.0,), grid_alphas={"maskreid_icme": (0.2,)},
-                      ablation=("DGD",), multi_query=True, rerank=True, parser_epochs=1,
-                      small_sets=False),
-        "quick": dict(height=64, width=32, batch_size=32, num_pos=5, stage1_iters=130,
-                      stage2_iters=60, stage1_lr=0.01, stage2_lr=0.001, triplet_margin=0.3,
-                      grid_versions=("maskreid_icme",), grid_lambdas=(0.0, 1.0),
-                      grid_alphas={"maskreid_icme": (0.2,)}, ablation=("DGD",),
-                      multi_query=False, rerank=True, parser_epochs=2, small_sets=True,
-                      real_reduction=dict(losses=("softmax", "ranking"),
-                                          versions=("maskreid_icme",), grid=False,
-                                          ablation=(), multi_query=False,
-                                          max_train_pids=300)),
-        "paper": dict(backbone="dgd", pretrained=False, height=144, width=56, batch_size=64,
-                      num_pos=10, stage1_iters=55000, stage2_iters=20000, stage1_lr=0.1,
-                      stage2_lr=0.01, triplet_margin=0.3,
-                      grid_versions=("maskreid_icme", "maskreid"),
-                      grid_lambdas=(0.0, 1.0, 2.0, 5.0, 10.0),
-                      grid_alphas={"maskreid_icme": (0.1, 0.15, 0.2, 0.5, 1.0),
-                                   "maskreid": (0.1, 0.15)},
-                      ablation=("DGD", "MaskReID-F", "MaskReID-M"), multi_query=True,
-                      rerank=True, parser_epochs=2, small_sets=True),
-    },
-    # 03_sal (recipes.md §4; reidnb/sal_recipes.py): Table 1 settings with the two-stage
-    # schedule of 004 §4.1 (stage 1 softmax (+SAC), random batches; stage 2 Eq. 6, P x K),
-    # stage-1 runs shared between settings with the same stage-1 recipe; Tables 2/3 = setting
-    # 8 +/- re-ranking; Table 4 on CIFAR-100 only when the data is already there.
-    # quick: ResNet-18 at 64x32 (dilated stage4-6 at 1/8 cost ~4x a plain ResNet-18 per image
-    # on the CPU; at 128x64 one dilated epoch alone is ~2 min), stage 1 2 epochs at lr 0.01
-    # (0.03+ diverges from random init: measured loss above ln(300)), stage 2 1 epoch at lr
-    # 0.001 = stage 1's final lr / 10 as in the paper (0.001 -> 1e-4; 0.01 measured R1 14 ->
-    # 4-10%), only the settings of the three measured directions, train subsets of 150
-    # identities (*_max_train_pids; 200 synthetic ids cost 8.8 min for the notebook on a
-    # quiet 2-core CPU), synthetic test on 150 of 300 identities (max_test_pids).
-    "03_sal": {
-        "smoke": dict(epochs=2, stage1_epochs=1, stage1_lr=0.01, stage1_step=0,
-                      stage1_batch=16, stage2_epochs=1, stage2_lr=0.01, stage2_step=0,
-                      stage2_p=4, stage2_k=4, settings="2,3,3(T),5,8", max_test_pids=None,
-                      attention_images=16, cifar_methods=("ResNet50 (Soft)",
-                                                          "ResNet50 (Soft+DIL+SAC)"),
-                      cifar_epochs=1, cifar_lr=0.01, cifar_step=0, cifar_batch=16,
-                      cifar_size=32, cifar_train_subset=64, cifar_test_subset=64),
-        "quick": dict(height=64, width=32, epochs=3, workers=0, stage1_epochs=2,
-                      stage1_lr=0.01, stage1_step=0, stage1_batch=32, stage2_epochs=1,
-                      stage2_lr=0.001, stage2_step=0, stage2_p=8, stage2_k=4,
-                      settings="1,3,3(T),5,8", real_max_train_pids=150,
-                      synthetic_max_train_pids=150, attention_images=128,
-                      cifar_methods=("ResNet50 (Soft)", "ResNet50 (Soft+DIL+SAC)"),
-                      cifar_epochs=1, cifar_lr=0.05, cifar_step=0, cifar_batch=64,
-                      cifar_size=32, cifar_train_subset=5000, cifar_test_subset=2000),
-        "paper": dict(epochs=250, batch_size=128, stage1_epochs=150, stage1_lr=0.1,
-                      stage1_step=50, stage1_batch=128, stage2_epochs=100, stage2_lr=1e-4,
-                      stage2_step=50, stage2_p=18, stage2_k=4, settings="all",
-                      max_test_pids=None, attention_images=512,
-                      cifar_methods=("ResNet50 (Soft)", "ResNet50 (Soft+DIL+SAC)",
-                                     "ResNet101 (Soft)"),
-                      cifar_epochs=30, cifar_lr=0.01, cifar_step=10, cifar_batch=128,
-                      cifar_size=224, cifar_train_subset=None, cifar_test_subset=None),
-    },
-    # 04_magnifiernet (recipes.md §3; reidnb/magnifiernet_recipes.py): BoT recipe (Adam,
-    # P x K, random erasing 0.5); stage 1 without SD, stage 2 adds SD (gamma 2e-3) from
-    # stage 1's weights. quick: ResNet-18 at 128x64, stages cut to 25 + 8 iterations at
-    # lr 1e-3 without random erasing (from random init BoT's 3.5e-4 + erasing barely moves
-    # in that many steps: measured R1 7.9% vs 33% after 40 steps); stage 2 at the recipes.md
-    # fallback lr 3.5e-5 (the paper's 1e-3 with a fresh Adam dropped R1 28.0 -> 21.5);
-    # Table 2 reduced to G / +SAB / +SAB+SFB / +SD, with the stage-2 control without SD
-    # (sd_control: +SD also means 8 more iterations; measured without the control, synthetic:
-    # +SFB 28.0/19.8 -> +SD 32.6/23.4 rank-1/mAP), Fig. 5 at K-hat 4 only, synthetic test
-    # subset of 100 ids; on real data (real_quick) only G and the full model, part maps
-    # from the parsing labels.
-    "04_magnifiernet": {
-        "smoke": dict(batch_size=16, num_instances=4, stage1_epochs=1, stage2_epochs=1,
-                      stage1_iters=None, stage2_iters=None, stage1_lr=3.5e-4,
-                      stage1_milestones=(), warmup_epochs=0, stage2_lr=1e-3, sd_weight=2e-3,
-                      mask_weight=2.0, random_erasing=0.5,
-                      table2_rows=("G", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"), fig4=True,
-                      k_hats=(4,), samplings=("random_torso",), k_hat=4,
-                      sampling="random_torso", rerank=True, sd_control=False,
-                      parts_source="labels", n_figure_images=3, max_test_pids=None,
-                      real_quick=None),
-        "quick": dict(height=128, width=64, batch_size=32, num_instances=4, stage1_epochs=1,
-                      stage2_epochs=1, stage1_iters=25, stage2_iters=8, stage1_lr=1e-3,
-                      stage1_milestones=(), warmup_epochs=0, stage2_lr=3.5e-5, sd_weight=2e-3,
-                      mask_weight=2.0, random_erasing=0.0,
-                      table2_rows=("G", "G+M+SAB", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
-                      fig4=True, k_hats=(4,), samplings=("random_torso", "random_baseline"),
-                      k_hat=4, sampling="random_torso", rerank=True, sd_control=True,
-                      parts_source="labels", n_figure_images=4, max_test_pids=100,
-                      real_quick=dict(table2_rows=("G", "G+M+SAB+SFB+SD"), fig4=False,
-                                      k_hats=(), sd_control=False)),
-        "paper": dict(backbone="resnet50", pretrained=True, height=384, width=192,
-                      batch_size=64, num_instances=4, stage1_epochs=460, stage2_epochs=40,
-                      stage1_iters=None, stage2_iters=None, stage1_lr=3.5e-4,
-                      stage1_milestones=(150, 300), warmup_epochs=10, stage2_lr=1e-3,
-                      sd_weight=2e-3, mask_weight=2.0, random_erasing=0.5,
-                      table2_rows=("G", "G+M", "G+M+SAB", "G+M+SFB", "G+M+SAB+SFB",
-                                   "G+M+SAB+SFB+SD"),
-                      fig4=True, k_hats=(2, 4, 6), samplings=("random_torso", "random_baseline"),
-                      k_hat=4, sampling="random_torso", rerank=True, sd_control=True,
-                      parts_source="auto", n_figure_images=6, max_test_pids=None,
-                      real_quick=None),
-    },
-    "05_summary": {"smoke": {}, "quick": {}, "paper": {}},
-}
+#: Fields that say where and how a run happens, not what it trains: never deviations.
+RUNTIME_FIELDS: tuple[str, ...] = ("notebook", "profile", "data_root", "device", "seed",
+                                   "output_dir", "workers")
 
-_COMMON_FIELDS = ("profile", "dataset", "data_root", "device", "seed", "output_dir")
+_REGISTRY: dict[str, type["RunConfig"]] = {}
+
+
+class Deviation(NamedTuple):
+    """One setting of a run that differs from the paper's recipe.
+
+    Attributes: ``name`` (config field), ``value`` (this run's), ``paper`` (the config
+    class's default = the paper's recipe), ``reason`` (the measured reason, from the class's
+    ``REASONS``; "" when none is recorded, e.g. a value set explicitly by the user).
+    """
+
+    name: str
+    value: Any
+    paper: Any
+    reason: str
+
+    def __str__(self) -> str:
+        text = f"{self.name} = {self.value!r} (paper: {self.paper!r})"
+        return f"{text}: {self.reason}" if self.reason else text
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """The resolved, immutable settings of one notebook run.
+    """The resolved, immutable settings of one notebook run; defaults = the paper profile.
 
     Attributes:
-        notebook: notebook id, e.g. ``"01_bcloss"``.
+        notebook: notebook id, e.g. ``"01_bcloss"`` (names results/<notebook>.csv).
         profile: ``"smoke"``, ``"quick"`` or ``"paper"``.
         dataset: dataset name for :func:`reidnb.data.datasets.load_dataset`.
         data_root: folder holding the dataset (``None``: ``data/`` of the project).
         device: resolved torch device string (``"cpu"``, ``"cuda"``).
         seed: global random seed.
-        output_dir: folder for ``results/``, ``figures/``, checkpoints.
-        options: every other setting (backbone, image size, epochs, ...), read-only.
+        output_dir: folder for ``results/``, ``figures/``, ``checkpoints/`` (absolute).
+        backbone, pretrained: network trunk and ImageNet initialisation (True, False or
+            ``"auto"``: try once, fall back to random init offline).
+        height, width: input size in pixels.
+        epochs, max_iters: training length (epochs; a cap in optimiser steps).
+        batch_size: images per optimiser step. workers: DataLoader worker processes.
+        max_train_pids, max_test_pids: identity subsets (None: all).
+        eval_flip: flip-averaged test features. synthetic_size: size of the synthetic set.
+
+    Class attributes:
+        PROFILES: ``{"smoke": {...}, "quick": {...}}`` overrides of this paper's fields.
+        REASONS: field -> measured reason of a profile's deviation from the paper.
     """
 
-    notebook: str
-    profile: str
-    dataset: str
-    data_root: str | None
-    device: str
-    seed: int
-    output_dir: str
-    options: Mapping[str, Any]
+    notebook: str = "run"
+    profile: str = "paper"
+    dataset: str = "market1501"
+    data_root: str | None = None
+    device: str = "auto"
+    seed: int = 0
+    output_dir: str = ""
+    backbone: str = "resnet50"
+    pretrained: bool | str = True
+    height: int = 256
+    width: int = 128
+    epochs: int | None = None
+    max_iters: int | None = None
+    batch_size: int = 64
+    workers: int = 8
+    max_train_pids: int | None = None
+    max_test_pids: int | None = None
+    eval_flip: bool = False
+    synthetic_size: str = "quick"
 
-    def __getattr__(self, name: str) -> Any:
-        # Only called when normal lookup fails: expose options as attributes.
-        options = object.__getattribute__(self, "options")
-        if name in options:
-            return options[name]
-        raise AttributeError(f"RunConfig has no setting {name!r}; known: "
-                             f"{sorted([*_COMMON_FIELDS, *options])}")
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {}
+    REASONS: ClassVar[dict[str, str]] = {}
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        nb = cls.__dict__.get("notebook")
+        if isinstance(nb, str):
+            _REGISTRY[nb] = cls
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def make(cls, profile: str = "quick", **params: Any) -> "RunConfig":
+        """Merge class defaults, :data:`COMMON_PROFILES`, ``cls.PROFILES`` and ``params``.
+
+        Args:
+            profile: ``"smoke"``, ``"quick"`` or ``"paper"``.
+            **params: the notebook's parameters; ``None`` means "use the profile default".
+
+        Raises:
+            ValueError: unknown profile; a parameter that is not a field of this config
+                (names it and lists the known ones); a value of the wrong type for its
+                field (names the field, e.g. ``seed=1.7``); a CUDA device without CUDA.
+        """
+        if profile not in PROFILE_NAMES:
+            raise ValueError(f"unknown profile {profile!r}; expected one of {list(PROFILE_NAMES)}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        merged: dict[str, Any] = {}
+        for source, layer in ((f"COMMON_PROFILES[{profile!r}]", COMMON_PROFILES[profile]),
+                              (f"{cls.__name__}.PROFILES[{profile!r}]",
+                               cls.PROFILES.get(profile, {})),
+                              ("parameters", {k: v for k, v in params.items() if v is not None})):
+            unknown = sorted(set(layer) - set(fields))
+            if unknown:
+                raise ValueError(f"{cls.__name__} ({cls.notebook}): unknown setting(s) "
+                                 f"{unknown} in {source}; known: {sorted(fields)}")
+            merged.update(layer)
+        for name, value in list(merged.items()):
+            merged[name] = _check_type(cls, fields[name], value)
+        merged["profile"] = profile
+        merged["device"] = str(resolve_device(merged.get("device", "auto")))
+        out = merged.get("output_dir") or PROJECT_ROOT / "outputs"
+        merged["output_dir"] = str(Path(out).expanduser().resolve())
+        if merged.get("data_root") in ("",):
+            merged["data_root"] = None
+        if merged.get("data_root") is not None:
+            merged["data_root"] = str(merged["data_root"])
+        return cls(**merged)
+
+    # ---------------------------------------------------------------------- queries
     @property
     def dataset_kind(self) -> str:
         """``"synthetic"`` for the embedded generated set, else ``"real"``."""
         return "synthetic" if self.dataset == "synthetic" else "real"
 
+    @property
+    def options(self) -> Mapping[str, Any]:
+        """Every setting except the run-time fields, read-only (for printing and JSON)."""
+        return MappingProxyType({f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                                 if f.name not in _COMMON_FIELDS})
+
+    @classmethod
+    def paper_defaults(cls) -> dict[str, Any]:
+        """The class defaults: the paper's recipe, field -> value."""
+        out = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+        return out
+
+    def deviations(self, *, ignore: tuple[str, ...] = ()) -> list[Deviation]:
+        """Every field that differs from the paper's recipe (the class defaults).
+
+        Run-time fields (:data:`RUNTIME_FIELDS`) and ``ignore`` are left out. The reason of
+        each deviation comes from ``REASONS`` (profile-specific keys ``"quick:name"`` win
+        over plain ``"name"``). Empty at the paper profile unless a parameter was changed.
+        """
+        paper = self.paper_defaults()
+        out = []
+        for f in dataclasses.fields(self):
+            if f.name in RUNTIME_FIELDS or f.name in ignore or f.name not in paper:
+                continue
+            have, want = getattr(self, f.name), paper[f.name]
+            if _norm(have) != _norm(want):
+                reason = self.REASONS.get(f"{self.profile}:{f.name}", self.REASONS.get(f.name, ""))
+                out.append(Deviation(f.name, have, want, reason))
+        return out
+
+    def deviations_frame(self):
+        """:meth:`deviations` as a pandas DataFrame (setting, this run, paper, reason)."""
+        import pandas as pd
+
+        return pd.DataFrame([d._asdict() for d in self.deviations()],
+                            columns=["name", "value", "paper", "reason"]).rename(
+            columns={"name": "setting", "value": "this run"})
+
+    # --------------------------------------------------------------------- output
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        """Run-time fields at the top level plus ``options`` (every other setting)."""
+        d = {k: getattr(self, k) for k in _COMMON_FIELDS}
+        d["notebook"] = self.notebook
         d["options"] = dict(self.options)
+        d["config_class"] = type(self).__name__
         return d
 
     def save(self, path: str | Path | None = None) -> Path:
@@ -236,7 +243,7 @@ class RunConfig:
         return atomic_write_text(path, json.dumps(self.to_dict(), indent=2, default=str))
 
     def __str__(self) -> str:
-        lines = [f"{self.notebook} resolved configuration:"]
+        lines = [f"{self.notebook} resolved configuration ({type(self).__name__}):"]
         for k in _COMMON_FIELDS:
             lines.append(f"  {k:16s} = {getattr(self, k)!r}")
         for k, v in self.options.items():
@@ -244,29 +251,78 @@ class RunConfig:
         return "\n".join(lines)
 
 
-def make_config(notebook: str, profile: str = "quick", **params: Any) -> RunConfig:
-    """Merge profile defaults with explicit parameters into a :class:`RunConfig`.
+_COMMON_FIELDS = ("profile", "dataset", "data_root", "device", "seed", "output_dir")
+_SIMPLE_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
-    Args:
-        notebook: id such as ``"01_bcloss"``; picks :data:`NOTEBOOK_PROFILES` entry.
-        profile: ``"smoke"``, ``"quick"`` or ``"paper"``.
-        **params: the notebook's parameters; ``None`` means "use the profile default".
-            Must include or default ``dataset, data_root, device, seed, output_dir``.
+
+def _norm(v: Any) -> Any:
+    """Compare lists and tuples alike (papermill passes lists)."""
+    return tuple(_norm(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+def _check_type(cls: type, field: dataclasses.Field, value: Any) -> Any:
+    """Check ``value`` against a plain ``int/float/bool/str`` annotation; lists -> tuples.
 
     Raises:
-        ValueError: unknown profile, or a CUDA device asked for without one.
+        ValueError: names the field, the value and the expected type.
     """
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {sorted(PROFILES)}")
-    merged: dict[str, Any] = dict(PROFILES[profile])
-    merged.update(NOTEBOOK_PROFILES.get(notebook, {}).get(profile, {}))
-    merged.update({k: v for k, v in params.items() if v is not None})
-    seed = int(merged.pop("seed", 0))
-    device = str(resolve_device(merged.pop("device", "auto")))
-    output_dir = str(Path(merged.pop("output_dir", None) or PROJECT_ROOT / "outputs").resolve())
-    dataset = str(merged.pop("dataset"))
-    data_root = merged.pop("data_root", None)
-    return RunConfig(notebook=notebook, profile=profile, dataset=dataset,
-                     data_root=None if data_root in (None, "") else str(data_root),
-                     device=device, seed=seed, output_dir=output_dir,
-                     options=MappingProxyType(merged))
+    if isinstance(value, list):
+        value = tuple(value)
+    want = _SIMPLE_TYPES.get(str(field.type).strip())
+    if want is None:
+        return value
+    ok = (isinstance(value, want) and not (want is int and isinstance(value, bool))) \
+        or (want is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise ValueError(f"{cls.__name__}: setting {field.name}={value!r} must be "
+                         f"{want.__name__}, got {type(value).__name__}")
+    return float(value) if want is float else value
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(RunConfig):
+    """Settings of ``00_data`` (the dataset tour)."""
+
+    notebook: str = "00_data"
+    n_montage: int = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class SummaryConfig(RunConfig):
+    """Settings of ``05_summary`` (joins the other notebooks' results)."""
+
+    notebook: str = "05_summary"
+
+
+def registered_configs() -> dict[str, type[RunConfig]]:
+    """notebook id -> config class, for every config class imported so far."""
+    return dict(_REGISTRY)
+
+
+def config_class(notebook: str) -> type[RunConfig]:
+    """The config class of ``notebook`` (its paper package must have been imported).
+
+    Raises:
+        KeyError: no config class registered under that id (lists the known ones).
+    """
+    if notebook not in _REGISTRY:
+        from ._legacy import legacy_config_class  # TEMPORARY during the layout change
+
+        legacy = legacy_config_class(notebook)
+        if legacy is not None:
+            return legacy
+        raise KeyError(f"no config class for notebook {notebook!r}; known: {sorted(_REGISTRY)} "
+                       "(import its paper package first, e.g. `from reidnb.papers import "
+                       "bcloss`)")
+    return _REGISTRY[notebook]
+
+
+def make_config(notebook: str | type[RunConfig], profile: str = "quick",
+                **params: Any) -> RunConfig:
+    """``config_class(notebook).make(profile, **params)``; ``notebook`` may be the class.
+
+    Raises:
+        KeyError: unknown notebook id. ValueError: see :meth:`RunConfig.make`.
+    """
+    cls = notebook if isinstance(notebook, type) else config_class(notebook)
+    return cls.make(profile, **params)

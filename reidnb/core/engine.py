@@ -56,12 +56,10 @@ What the loop does (DESIGN.md "Engine"):
 """
 from __future__ import annotations
 
-import bisect
 import contextlib
 import functools
 import math
 import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -72,210 +70,19 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset
 
+from .callbacks import (STAT_COLUMNS, Callback, HistoryCSV, TensorBoardLogger,  # noqa: F401
+                        _distance_stats_tensor, distance_stats)
+from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CHECKPOINT_VERSION,  # noqa: F401
+                         CheckpointError, _short, read_checkpoint, rng_state, set_rng_state)
+from .distributed import ShardedBatchSampler
+from .stages import WarmupMultiStepLR, epochs_to_iters, lr_factor  # noqa: F401
 from .utils import atomic_path, resolve_device, seed_everything
 
 __all__ = ["Trainer", "CheckpointError", "WarmupMultiStepLR", "ShardedBatchSampler",
-           "lr_factor", "epochs_to_iters", "distance_stats", "CHECKPOINT_VERSION"]
-
-#: Layout of ``last.pt``; bump when the keys below change (older files are refused).
-CHECKPOINT_FORMAT = "reidnb.core.engine.Trainer"
-CHECKPOINT_VERSION = 1
-CHECKPOINT_KEYS = ("meta", "model", "optimizer", "scheduler", "scaler", "losses", "epoch",
-                   "epoch_iter", "iteration", "rng", "history")
-STAT_COLUMNS = ("d_intra", "d_inter_min", "d_inter_mean")
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be resumed by this Trainer (other model or older layout)."""
-
-
-# ----------------------------------------------------------------------------- schedule
-
-def epochs_to_iters(epochs: int | Sequence[int], iters_per_epoch: int) -> int | list[int]:
-    """Convert an epoch count (or a list of milestone epochs) to optimiser iterations.
-
-    ``epochs_to_iters([40, 70], len(loader)) -> [40 * len(loader), 70 * len(loader)]``.
-    Under DDP pass the per-rank batch count (``len(loader) // world_size``).
-
-    Raises:
-        ValueError: ``iters_per_epoch`` < 1 or a negative epoch.
-    """
-    if int(iters_per_epoch) < 1:
-        raise ValueError(f"iters_per_epoch must be >= 1, got {iters_per_epoch!r}")
-    if isinstance(epochs, (int, np.integer)):
-        if epochs < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
-        return int(epochs) * int(iters_per_epoch)
-    return [epochs_to_iters(int(e), iters_per_epoch) for e in epochs]
-
-
-def lr_factor(iteration: int, *, warmup_iters: int = 0, milestones: Sequence[int] = (),
-              gamma: float = 0.1, warmup_factor: float = 0.01) -> float:
-    """Learning-rate multiplier at optimiser step ``iteration`` (0-based).
-
-    ``gamma ** #{m in milestones : m <= iteration}``, times, during warm-up
-    (``iteration < warmup_iters``), ``warmup_factor * (1 - a) + a`` with
-    ``a = iteration / warmup_iters`` (linear from ``warmup_factor`` at step 0 towards 1).
-    Follows reid-strong-baseline ``solver/lr_scheduler.py`` (``WarmupMultiStepLR``,
-    "linear" method), counted in iterations. Example: warmup_iters=10, milestones=(20,),
-    gamma=0.1 gives 0.01 at step 0, 0.505 at step 5, 1 at steps 10..19, 0.1 from step 20.
-    """
-    f = gamma ** bisect.bisect_right(sorted(milestones), iteration)
-    if iteration < warmup_iters:
-        a = iteration / warmup_iters
-        f *= warmup_factor * (1.0 - a) + a
-    return float(f)
-
-
-class WarmupMultiStepLR:
-    """Per-iteration warm-up + step-decay schedule (:func:`lr_factor`) for an optimiser.
-
-    Sets every param group's ``lr`` to ``base_lr * lr_factor(self.iteration, ...)``;
-    ``step()`` after each optimiser step advances ``iteration``. ``state_dict()`` is plain
-    data (base lrs, iteration and the schedule's parameters).
-
-    Raises:
-        ValueError: negative warm-up, non-positive gamma or warm-up factor outside (0, 1].
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, milestones: Sequence[int] = (),
-                 gamma: float = 0.1, warmup_iters: int = 0, warmup_factor: float = 0.01):
-        if int(warmup_iters) < 0:
-            raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
-        if not gamma > 0:
-            raise ValueError(f"gamma must be > 0, got {gamma}")
-        if not 0 < warmup_factor <= 1:
-            raise ValueError(f"warmup_factor must be in (0, 1], got {warmup_factor}")
-        ms = [int(m) for m in milestones]
-        if any(m < 0 for m in ms) or ms != sorted(ms):
-            raise ValueError(f"milestones must be increasing iterations >= 0, got {list(milestones)}")
-        self.optimizer = optimizer
-        self.milestones, self.gamma = ms, float(gamma)
-        self.warmup_iters, self.warmup_factor = int(warmup_iters), float(warmup_factor)
-        self.base_lrs = [float(g["lr"]) for g in optimizer.param_groups]
-        self.iteration = 0
-        self._apply()
-
-    def factor(self, iteration: int | None = None) -> float:
-        it = self.iteration if iteration is None else iteration
-        return lr_factor(it, warmup_iters=self.warmup_iters, milestones=self.milestones,
-                         gamma=self.gamma, warmup_factor=self.warmup_factor)
-
-    def get_lr(self) -> list[float]:
-        f = self.factor()
-        return [b * f for b in self.base_lrs]
-
-    def _apply(self) -> None:
-        for g, lr in zip(self.optimizer.param_groups, self.get_lr()):
-            g["lr"] = lr
-
-    def step(self) -> None:
-        self.iteration += 1
-        self._apply()
-
-    def state_dict(self) -> dict:
-        return {"base_lrs": list(self.base_lrs), "iteration": self.iteration,
-                "milestones": list(self.milestones), "gamma": self.gamma,
-                "warmup_iters": self.warmup_iters, "warmup_factor": self.warmup_factor}
-
-    def load_state_dict(self, state: Mapping) -> None:
-        self.base_lrs = [float(b) for b in state["base_lrs"]]
-        self.iteration = int(state["iteration"])
-        self.milestones = [int(m) for m in state["milestones"]]
-        self.gamma, self.warmup_iters = float(state["gamma"]), int(state["warmup_iters"])
-        self.warmup_factor = float(state["warmup_factor"])
-        self._apply()
-
-
-# ----------------------------------------------------------------------- batch statistics
-
-def _distance_stats_tensor(embeddings: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
-    """[d_intra, d_inter_min, d_inter_mean] as a float32 tensor [3] on the input's device."""
-    x = F.normalize(embeddings.detach().float().flatten(1), dim=1)              # [N, D]
-    d = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")           # [N, N]
-    pids = pids.detach().reshape(-1).to(d.device)
-    same = pids[:, None] == pids[None, :]                                        # [N, N]
-    pos = same & ~torch.eye(len(pids), dtype=torch.bool, device=d.device)
-    neg = ~same
-    nan = torch.tensor(float("nan"), device=d.device)
-    intra = (d * pos).sum() / pos.sum()                         # 0/0 = NaN without pairs
-    inter_mean = (d * neg).sum() / neg.sum()
-    inter_min = torch.where(neg.any(), torch.where(neg, d, torch.inf).min(), nan)
-    stats = torch.stack([intra, inter_min, inter_mean])
-    return torch.where(pos.any(), stats, nan)
-
-
-def distance_stats(embeddings: torch.Tensor, pids: torch.Tensor) -> dict[str, float]:
-    """Intra/inter-class distances of one batch, as plotted in 001 Fig. 1.
-
-    Args:
-        embeddings: [N, D] features (any float dtype); L2-normalised here, so distances
-            are Euclidean on the unit sphere, in [0, 2].
-        pids: [N] identity labels.
-
-    Returns:
-        ``d_intra``: mean distance over same-identity pairs (i != j);
-        ``d_inter_min``: the *batch* minimum distance between two different identities
-        (001 §1: "we calculate the intra-class distance and all inter-class distance in
-        the batch ... the minimum inter-class distance is only chosen in a batch");
-        ``d_inter_mean``: mean distance over different-identity pairs.
-        All three are NaN when the batch has no positive pair (001 uses only batches
-        "that include positive pairs"); the inter values are NaN with one identity only.
-    """
-    if embeddings.ndim < 2 or len(embeddings) != len(pids.reshape(-1)):
-        raise ValueError(f"distance_stats: embeddings must be [N, D] with N = len(pids); got "
-                         f"{tuple(embeddings.shape)} and {tuple(pids.shape)}")
-    vals = _distance_stats_tensor(embeddings, pids).tolist()
-    return dict(zip(STAT_COLUMNS, vals))
-
-
-# -------------------------------------------------------------------------- data sharding
-
-class ShardedBatchSampler:
-    """Rank ``rank``'s share of a batch sampler: batches rank, rank + W, rank + 2W, ...
-
-    Yields at most ``len(batch_sampler) // world_size`` batches (so every rank does the same
-    number of steps; the last ``len % W`` batches are dropped), minus the first ``skip``
-    of them (used to resume inside an epoch). ``set_epoch`` is forwarded.
-    """
-
-    def __init__(self, batch_sampler: Iterable, rank: int = 0, world_size: int = 1,
-                 skip: int = 0):
-        if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
-        self.batch_sampler, self.rank, self.world_size = batch_sampler, rank, world_size
-        self.skip = skip
-
-    def _quota(self) -> int | None:
-        try:
-            return len(self.batch_sampler) // self.world_size
-        except TypeError:
-            return None
-
-    def __iter__(self) -> Iterator:
-        quota, taken = self._quota(), 0
-        for i, batch in enumerate(self.batch_sampler):
-            if i % self.world_size != self.rank:
-                continue
-            if quota is not None and taken >= quota:
-                break
-            if taken >= self.skip:
-                yield batch
-            taken += 1
-
-    def __len__(self) -> int:
-        quota = self._quota()
-        if quota is None:
-            raise TypeError("the wrapped batch sampler has no len()")
-        return max(0, quota - self.skip)
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.batch_sampler, "set_epoch"):
-            self.batch_sampler.set_epoch(epoch)
-
+           "lr_factor", "epochs_to_iters", "distance_stats", "CHECKPOINT_VERSION",
+           "Callback", "HistoryCSV", "TensorBoardLogger"]
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([int(seed) % 2**63, int(epoch)]).generate_state(1)[0])
@@ -292,56 +99,6 @@ def _float32(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_float32(v) for v in obj)
     return obj
-
-
-def _short(keys: Sequence[str], n: int = 8) -> str:
-    keys = list(keys)
-    more = f" ... ({len(keys) - n} more)" if len(keys) > n else ""
-    return "[" + ", ".join(repr(k) for k in keys[:n]) + "]" + more
-
-
-def _state_diff(prefix: str, expected: Mapping[str, torch.Tensor],
-                found: Mapping[str, Any]) -> list[str]:
-    """Problems between a state dict this trainer expects and one in a checkpoint."""
-    problems = []
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    shapes = [f"{k} {tuple(found[k].shape)} vs {tuple(expected[k].shape)}"
-              for k in expected if k in found and torch.is_tensor(found[k])
-              and torch.is_tensor(expected[k]) and found[k].shape != expected[k].shape]
-    if missing:
-        problems.append(f"{prefix} keys missing from the checkpoint: {_short(missing)}")
-    if unexpected:
-        problems.append(f"{prefix} keys in the checkpoint but not in this trainer: "
-                        f"{_short(unexpected)}")
-    if shapes:
-        problems.append(f"{prefix} shape mismatches (checkpoint vs trainer): {_short(shapes)}")
-    return problems
-
-
-def _rng_state() -> dict:
-    """Python, NumPy and torch RNG states as tensors / plain data (weights_only-safe)."""
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    version, py_state, py_gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
-        "python": {"version": int(version), "state": torch.tensor(py_state, dtype=torch.int64),
-                   "gauss": py_gauss},
-    }
-
-
-def _set_rng_state(state: Mapping) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
-                         n["has_gauss"], n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
 
 
 def _tqdm():
@@ -388,6 +145,9 @@ class Trainer:
         seed: base of the per-epoch seeds ``(seed, epoch)``.
         progress: tqdm progress bar per epoch (rank 0 only).
         find_unused_parameters: passed to DDP (models with outputs no term uses).
+        callbacks: :class:`Callback` objects called after every step (with the history
+            row) and after every epoch's checkpoint (:class:`HistoryCSV`,
+            :class:`TensorBoardLogger`).
 
     Attributes: ``model`` (the unwrapped model), ``loss_terms``, ``optimizer``,
     ``scheduler``, ``device``, ``epoch`` (completed epochs), ``iteration`` (steps done),
@@ -406,12 +166,14 @@ class Trainer:
                  warmup_factor: float = 0.01, amp: bool = True, channels_last: bool = True,
                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
                  input_fn: Callable[[dict], Any] | None = None, seed: int = 0,
-                 progress: bool = True, find_unused_parameters: bool = False):
+                 progress: bool = True, find_unused_parameters: bool = False,
+                 callbacks: Sequence["Callback"] = ()):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got {lr!r}")
         self.seed, self.progress, self.input_fn = int(seed), bool(progress), input_fn
+        self.callbacks = list(callbacks)
 
         # device and distributed setup
         self.device = resolve_device(device)
@@ -736,6 +498,8 @@ class Trainer:
                            *vals[1 + len(self._terms):]]
                     for c, v in zip(self._columns, row):
                         self._hist[c].append(v)
+                    for cb in self.callbacks:
+                        cb.on_step(self, dict(zip(self._columns, row)))
                     t_prev = now
                     self.iteration += 1
                     self.epoch_iter += 1
@@ -755,6 +519,8 @@ class Trainer:
                 self.epoch, self.epoch_iter = epoch + 1, 0
             self._sync_buffers()
             self.save_checkpoint()
+            for cb in self.callbacks:
+                cb.on_epoch_end(self)
             if stopped:
                 break
         return self.history
@@ -785,7 +551,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "losses": self.loss_terms.state_dict(),
             "epoch": self.epoch, "epoch_iter": self.epoch_iter, "iteration": self.iteration,
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "history": {c: list(v) for c, v in self._hist.items()},
         }
 
@@ -819,39 +585,10 @@ class Trainer:
                 keys or shapes that differ (names them), other term names or optimiser.
         """
         path = Path(path)
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - re-raised with the path
-            raise CheckpointError(f"cannot load checkpoint {path} with weights_only=True: "
-                                  f"{type(e).__name__}: {e}") from e
-        if not isinstance(ck, Mapping):
-            raise CheckpointError(f"{path}: expected a dict with keys {list(CHECKPOINT_KEYS)}, "
-                                  f"got {type(ck).__name__}")
-        missing = [k for k in CHECKPOINT_KEYS if k not in ck]
-        unexpected = sorted(set(ck) - set(CHECKPOINT_KEYS))
-        meta = ck.get("meta") if isinstance(ck.get("meta"), Mapping) else {}
-        if missing or unexpected or meta.get("format") != CHECKPOINT_FORMAT \
-                or meta.get("version") != CHECKPOINT_VERSION:
-            raise CheckpointError(
-                f"{path} is not a reidnb Trainer checkpoint of layout version "
-                f"{CHECKPOINT_VERSION} (found meta.format={meta.get('format')!r}, "
-                f"meta.version={meta.get('version')!r}); missing top-level keys {missing}, "
-                f"unexpected keys {unexpected}. Delete it or start with resume=False.")
-        problems = []
-        if meta.get("model_class") != type(self.model).__name__:
-            problems.append(f"meta.model_class: checkpoint {meta.get('model_class')!r}, "
-                            f"trainer {type(self.model).__name__!r}")
-        if list(meta.get("terms", [])) != list(self._terms):
-            problems.append(f"meta.terms: checkpoint {meta.get('terms')}, trainer "
-                            f"{list(self._terms)}")
-        if meta.get("optimizer") != self.optimizer_name:
-            problems.append(f"meta.optimizer: checkpoint {meta.get('optimizer')!r}, trainer "
-                            f"{self.optimizer_name!r}")
-        problems += _state_diff("model", self.model.state_dict(), ck["model"])
-        problems += _state_diff("losses", self.loss_terms.state_dict(), ck["losses"])
-        if problems:
-            raise CheckpointError(f"checkpoint {path} does not match this trainer: "
-                                  + "; ".join(problems))
+        ck = read_checkpoint(path, model_class=type(self.model).__name__,
+                             terms=list(self._terms), optimizer=self.optimizer_name,
+                             model_state=self.model.state_dict(),
+                             loss_state=self.loss_terms.state_dict())
         try:
             self.model.load_state_dict(ck["model"])
             self.loss_terms.load_state_dict(ck["losses"])
@@ -866,5 +603,5 @@ class Trainer:
         hist = ck["history"]
         self._hist = {c: list(hist.get(c, [float("nan")] * len(hist.get("iter", []))))
                       for c in self._columns}
-        _set_rng_state(ck["rng"])
+        set_rng_state(ck["rng"])
         self._ckpt_iteration = self.iteration

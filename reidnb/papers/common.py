@@ -1,16 +1,19 @@
-"""One experiment of a notebook: data from a RunConfig, train with the Trainer, evaluate.
+"""What every paper's experiments share: data from a config, one variant trained and evaluated.
 
 The paper notebooks run many variants of one recipe (a loss ablation, a component
 ablation, a hyper-parameter sweep). Each variant is one call of :func:`train_and_evaluate`
-with its model name, model options and loss terms; everything else (data loading,
-sampler, transforms, optimiser schedule, checkpoints, evaluation) follows the notebook's
-:class:`~reidnb.core.config.RunConfig`, so a notebook cell stays a few lines long (STYLE.md,
-"Notebook cells call the package").
+with its model name, model options, loss terms and :class:`~reidnb.core.stages.Stage`;
+everything else (data loading, sampler, transforms, checkpoints, evaluation) follows the
+notebook's config, so a notebook cell stays a few lines long (STYLE.md, "Notebook cells
+call the package").
 
-Finished runs are cached: the checkpoint folder of a run is named after a hash of
-everything that defines it, and the Trainer resumes from it, so re-running a notebook
-cell after an interruption continues where it stopped and a finished run costs only its
-evaluation. Its training time is stored beside the checkpoint and reported again.
+Finished runs live in the run store (:mod:`reidnb.core.runs`): the folder of a run is named
+after a hash of everything that defines its training, the Trainer resumes from it, its
+history is written as CSV and its evaluation is saved beside the checkpoint, so re-running
+a finished notebook cell loads the run instead of training or extracting features again.
+
+This module sits in ``papers/`` rather than ``core/`` because it builds datasets, models
+and evaluations, layers that ``core`` may not import (DESIGN.md: imports point down).
 """
 from __future__ import annotations
 
@@ -27,18 +30,18 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..core.config import RunConfig
+from ..core.engine import HistoryCSV, TensorBoardLogger, Trainer
+from ..core.runs import Run, RunDir, run_key
+from ..core.stages import SAMPLERS, Stage, batches_per_epoch
+from ..core.utils import atomic_write_text, seed_everything
 from ..data.datasets import ImageDataset, ReIDDataset, load_dataset, subset_test, subset_train
 from ..data.samplers import AnchorRankingSampler, RandomIdentitySampler
 from ..data.transforms import build_transforms
-from ..core.engine import Trainer, epochs_to_iters
 from ..evaluation import EvalResult, evaluate
 from ..models import build_model
-from ..core.utils import atomic_write_text, seed_everything
 
-__all__ = ["load_data", "make_train_loader", "test_transform", "Run", "run_key", "batches_per_epoch",
-           "train_and_evaluate"]
-
-SAMPLERS = ("random", "pk", "anchor")
+__all__ = ["load_data", "make_train_loader", "test_transform", "Run", "batches_per_epoch",
+           "train_and_evaluate", "training_key", "stage_loader", "load_run"]
 
 
 def load_data(cfg: RunConfig, *, verbose: bool = True) -> ReIDDataset:
@@ -60,26 +63,13 @@ def load_data(cfg: RunConfig, *, verbose: bool = True) -> ReIDDataset:
         if verbose:
             print(f"train subset (profile {cfg.profile}): {ds.num_train_pids} identities, "
                   f"{len(ds.train)} images; query/gallery unchanged")
-    max_test = cfg.options.get("max_test_pids")
+    max_test = cfg.max_test_pids
     if max_test and ds.kind == "synthetic":
         n_query = len(ds.query)
         ds = subset_test(ds, int(max_test), seed=0)
         if verbose and len(ds.query) < n_query:
             print(ds.notes[-1] + f" (profile {cfg.profile}, synthetic set only)")
     return ds
-
-
-def batches_per_epoch(num_train_images: int, batch_size: int) -> int:
-    """Full batches in one epoch (``drop_last=True``, as every training loader here).
-
-    Raises:
-        ValueError: fewer training images than one batch (names both numbers).
-    """
-    n = int(num_train_images) // int(batch_size)
-    if n < 1:
-        raise ValueError(f"{num_train_images} training images give no batch of "
-                         f"{batch_size}; lower batch_size")
-    return n
 
 
 def test_transform(cfg: RunConfig):
@@ -124,75 +114,23 @@ def make_train_loader(cfg: RunConfig, dataset: ReIDDataset, *, sampler: str = "r
     return DataLoader(data, batch_size=bs, shuffle=True, drop_last=True, **common)
 
 
-@dataclasses.dataclass
-class Run:
-    """A trained and evaluated variant.
-
-    Attributes:
-        name: label used in tables and plots.
-        model: the trained model (eval mode, on ``cfg.device``).
-        history: per-iteration training history (:attr:`reidnb.core.engine.Trainer.history`).
-        result: evaluation (features, distances, metrics) or None when not evaluated.
-        train_seconds: wall time of training (seconds; from the first run when cached).
-        eval_seconds: wall time of the evaluation in this session (seconds).
-        epochs: epochs trained.
-        key: the checkpoint key (:func:`run_key`); a stage-2 run started from this one
-            includes it in its own key.
-    """
-
-    name: str
-    model: nn.Module
-    history: pd.DataFrame
-    result: EvalResult | None
-    train_seconds: float
-    eval_seconds: float
-    epochs: int | None
-    key: str = ""
-
-    @property
-    def seconds(self) -> float:
-        return self.train_seconds + self.eval_seconds
-
-    def metrics(self, setting: str = "single-query") -> dict[str, float]:
-        """``rank1, rank5, rank10, mAP, mINP`` in percent for one evaluation setting.
-
-        Raises:
-            KeyError: the setting was not evaluated (lists those that were).
-        """
-        if self.result is None or setting not in self.result.results:
-            have = [] if self.result is None else sorted(self.result.results)
-            raise KeyError(f"run {self.name!r}: setting {setting!r} not evaluated; have {have}")
-        r = self.result.results[setting]
-        return {"rank1": 100 * float(r.cmc[0]), "rank5": 100 * float(r.cmc[4]),
-                "rank10": 100 * float(r.cmc[9]), "mAP": 100 * float(r.mAP),
-                "mINP": 100 * float(r.mINP)}
+def stage_loader(cfg: RunConfig, dataset: ReIDDataset, stage: Stage, *,
+                 load_mask: bool = False, load_parts: bool = False,
+                 random_erasing: float = 0.0) -> DataLoader:
+    """:func:`make_train_loader` with the stage's sampler and batch scheme."""
+    return make_train_loader(cfg, dataset, sampler=stage.sampler, batch_size=stage.batch_size,
+                             num_instances=stage.num_instances, num_pos=stage.num_pos,
+                             load_mask=load_mask, load_parts=load_parts,
+                             random_erasing=random_erasing)
 
 
-#: Settings of a RunConfig that change what training produces (everything else, e.g.
-#: sweep lists, evaluation flags or worker counts, leaves a cached checkpoint valid).
-_TRAINING_OPTIONS = ("height", "width", "max_iters")
-
-
-def run_key(cfg: RunConfig, dataset: ReIDDataset, spec: Mapping[str, Any]) -> str:
-    """Checkpoint key of one training: 10 hex digits of a SHA-1.
-
-    It hashes what determines the trained weights and nothing else: the training records
-    (path, pid, camid of every image of ``dataset.train``, so a train-identity subset or
-    another data root gives another key), ``cfg.seed``, the image size and iteration cap
-    (:data:`_TRAINING_OPTIONS`) and ``spec`` (model, options, losses, sampler, optimiser,
-    schedule, the key of the run it starts from). Changing a notebook's sweep list, its
-    evaluation settings or its profile name therefore reuses finished checkpoints.
-    """
-    train = hashlib.sha1(json.dumps([(r.path, r.pid, r.camid) for r in dataset.train])
-                         .encode()).hexdigest()
-    ident = {"train": train, "seed": cfg.seed,
-             **{k: cfg.options.get(k) for k in _TRAINING_OPTIONS}, **spec}
-    text = json.dumps(ident, sort_keys=True, default=repr)
-    return hashlib.sha1(text.encode()).hexdigest()[:10]
+def _records_hash(records) -> str:
+    return hashlib.sha1(json.dumps([(r.path, r.pid, r.camid) for r in records])
+                        .encode()).hexdigest()
 
 
 def _init_key(init: Run | nn.Module | None) -> str | None:
-    """What a run starts from, for :func:`run_key`: a finished Run's own key (its name for
+    """What a run starts from, for the run key: a finished Run's own key (its name for
     a Run without one), a SHA-1 of a module's weights, or None (fresh init)."""
     if init is None:
         return None
@@ -202,14 +140,28 @@ def _init_key(init: Run | nn.Module | None) -> str | None:
                                  for t in init.state_dict().values())).hexdigest()
 
 
-def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str,
-                       model: str, losses: Mapping[str, tuple[float, nn.Module]],
-                       model_kw: Mapping[str, Any] | None = None, sampler: str = "random",
-                       batch_size: int | None = None, num_instances: int = 4,
-                       num_pos: int = 10, optimizer: str = "sgd", lr: float = 0.01,
-                       weight_decay: float = 5e-4, epochs: int | None = None,
-                       milestones: Sequence[int] = (), warmup_epochs: int = 0,
-                       gamma: float = 0.1, init: Run | nn.Module | None = None,
+def _stage_iters(cfg: RunConfig, stage: Stage) -> int:
+    """The stage's iterations with the config's global cap ``max_iters`` (smoke) applied."""
+    return min(stage.iters, int(cfg.max_iters)) if cfg.max_iters else stage.iters
+
+
+def training_key(cfg: RunConfig, dataset: ReIDDataset, spec: Mapping[str, Any]) -> str:
+    """Run key of one training (:func:`reidnb.core.runs.run_key`).
+
+    It hashes what determines the trained weights and nothing else: the training records
+    (path, pid, camid of every image of ``dataset.train``, so a train-identity subset or
+    another data root gives another key), ``cfg.seed``, the image size and ``spec`` (model,
+    options, losses, stage, what it starts from). Changing a notebook's sweep list, its
+    evaluation settings or its profile name therefore reuses finished runs.
+    """
+    return run_key({"train": _records_hash(dataset.train), "seed": cfg.seed,
+                    "height": cfg.height, "width": cfg.width, **spec})
+
+
+def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model: str,
+                       losses: Mapping[str, tuple[float, nn.Module]], stage: Stage,
+                       model_kw: Mapping[str, Any] | None = None,
+                       init: Run | nn.Module | None = None,
                        load_mask: bool = False, load_parts: bool = False,
                        random_erasing: float = 0.0,
                        input_fn: Callable[[dict], Any] | None = None,
@@ -217,94 +169,152 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str,
                        eval_load_mask: bool | None = None, eval_load_parts: bool = False,
                        multi_query: bool = False, rerank: bool = False,
                        evaluate_model: bool = True, verbose: bool = True) -> Run:
-    """Build ``model``, train it on ``dataset.train`` with ``losses``, evaluate it.
+    """Build ``model``, train it for one ``stage`` on ``dataset.train``, evaluate it.
 
     Args:
-        cfg: notebook config (device, seed, image size, backbone defaults, epochs,
-            ``max_iters`` for the smoke profile, workers, output_dir).
+        cfg: notebook config (device, seed, image size, backbone defaults, the global cap
+            ``max_iters`` of the smoke profile, workers, output_dir).
         dataset: from :func:`load_data`.
-        name: run label (also names the checkpoint folder).
+        name: run label (also names the run's folder in the store).
         model: registry name for :func:`reidnb.models.build_model`; ``model_kw`` its
             options (``backbone`` and ``pretrained`` default to the config's).
         losses: ``{term name: (weight, term)}`` for :class:`~reidnb.core.engine.Trainer`.
-        sampler, batch_size, num_instances, num_pos, random_erasing: see
-            :func:`make_train_loader`.
-        optimizer, lr, weight_decay, gamma: optimiser (``"sgd"`` momentum 0.9, ``"adam"``).
-        epochs: total epochs (default ``cfg.epochs``); ``milestones`` and
-            ``warmup_epochs`` are in **epochs** and converted to iterations here.
+        stage: the schedule, optimiser and batch scheme (:class:`~reidnb.core.stages.Stage`).
         init: a finished :class:`Run` or module whose weights initialise this model
             (two-stage recipes: stage 2 starts from stage 1).
         load_mask, load_parts, input_fn: extra inputs for training (MaskReID masks,
             MagnifierNet part maps). ``eval_*`` the same for evaluation (defaults: the
             training ones, except part maps, which are not used at test time).
+        random_erasing: probability of random erasing (BoT: 0.5).
         multi_query, rerank: extra evaluation settings (Market-1501 MQ, re-ranking).
         evaluate_model: False skips the evaluation (stage-1 runs).
 
     Returns:
-        :class:`Run`.
+        :class:`~reidnb.core.runs.Run`; ``source`` says whether it was trained now,
+        resumed or loaded finished from the store, ``eval_cached`` whether its evaluation
+        was loaded.
 
     Raises:
         ValueError: unknown sampler; errors of the Trainer, models and evaluation.
+        reidnb.core.runs.RunCacheError: an unreadable file in the run's folder (named).
     """
     model_kw = dict(model_kw or {})
     if "backbone" not in model_kw and model != "maskreid":
         model_kw["backbone"] = cfg.backbone
     model_kw.setdefault("pretrained", cfg.pretrained)
-    epochs = int(epochs if epochs is not None else cfg.epochs)
+    iters = _stage_iters(cfg, stage)
     spec = {"name": name, "model": model, "model_kw": model_kw,
             "losses": {k: (w, repr(t)) for k, (w, t) in losses.items()},
-            "sampler": sampler, "batch_size": batch_size, "num_instances": num_instances,
-            "num_pos": num_pos, "optimizer": optimizer, "lr": lr,
-            "weight_decay": weight_decay, "epochs": epochs, "milestones": list(milestones),
-            "warmup_epochs": warmup_epochs, "gamma": gamma,
-            "init": _init_key(init),
+            "stage": {**stage.key(), "iters": iters}, "init": _init_key(init),
             "load_mask": load_mask, "load_parts": load_parts,
             "random_erasing": random_erasing}
-    key = run_key(cfg, dataset, spec)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    ckpt_dir = Path(cfg.output_dir) / "checkpoints" / cfg.notebook / f"{safe}-{key}"
+    key = training_key(cfg, dataset, spec)
+    store = RunDir(Path(cfg.output_dir) / "checkpoints" / cfg.notebook, name, key)
 
     seed_everything(cfg.seed)
     net = build_model(model, dataset.num_train_pids, **model_kw)
     if init is not None:
         src = init.model if isinstance(init, Run) else init
         net.load_state_dict(src.state_dict())
-    loader = make_train_loader(cfg, dataset, sampler=sampler, batch_size=batch_size,
-                               num_instances=num_instances, num_pos=num_pos,
-                               load_mask=load_mask, load_parts=load_parts,
-                               random_erasing=random_erasing)
-    iters = len(loader)
-    trainer = Trainer(net, losses, device=cfg.device, optimizer=optimizer, lr=lr,
-                      weight_decay=weight_decay, gamma=gamma,
-                      milestones=[m * iters for m in milestones],
-                      warmup_iters=epochs_to_iters(warmup_epochs, iters),
-                      checkpoint_dir=ckpt_dir, resume=True, input_fn=input_fn,
-                      seed=cfg.seed, progress=verbose)
-    timing = ckpt_dir / "timing.json"
-    before = json.loads(timing.read_text())["train_seconds"] if timing.exists() else 0.0
+    loader = stage_loader(cfg, dataset, stage, load_mask=load_mask, load_parts=load_parts,
+                          random_erasing=random_erasing)
+    callbacks = [HistoryCSV(store.path / "history.csv")]
+    if TensorBoardLogger.available():
+        callbacks.append(TensorBoardLogger(store.path / "tensorboard"))
+    trainer = Trainer(net, losses, device=cfg.device, optimizer=stage.optimizer, lr=stage.lr,
+                      weight_decay=stage.weight_decay, gamma=stage.gamma,
+                      milestones=stage.milestone_iters, warmup_iters=stage.warmup_iters,
+                      checkpoint_dir=store.path, resume=True, input_fn=input_fn,
+                      seed=cfg.seed, progress=verbose, callbacks=callbacks)
+    done_before = trainer.iteration
+    if done_before == 0:
+        atomic_write_text(store.path / "spec.json", json.dumps(
+            {"num_classes": dataset.num_train_pids, **spec}, indent=2, default=repr))
+    before = store.train_seconds()
     t0 = time.perf_counter()
-    history = trainer.fit(loader, epochs=epochs, max_iters=cfg.max_iters)
-    train_seconds = before + (time.perf_counter() - t0)
-    atomic_write_text(timing, json.dumps({"train_seconds": train_seconds}))
+    history = trainer.fit(loader, epochs=stage.epochs,
+                          max_iters=iters if iters < stage.epochs * stage.iters_per_epoch
+                          else None)
+    trained_now = trainer.iteration > done_before
+    train_seconds = before + (time.perf_counter() - t0 if trained_now else 0.0)
+    if trained_now or not store.finished():
+        store.set_train_seconds(train_seconds)
+        store.write_history(history)
+        store.mark_finished(epochs=stage.epochs, iterations=trainer.iteration,
+                            train_seconds=train_seconds)
+    source = "trained" if done_before == 0 else ("resumed" if trained_now else "cache")
 
-    result, eval_seconds = None, 0.0
+    result, eval_seconds, eval_cached = None, 0.0, False
     net = trainer.model.eval()
     if evaluate_model:
-        t0 = time.perf_counter()
-        result = evaluate(net, dataset, test_transform(cfg), device=cfg.device,
-                          batch_size=128, workers=cfg.workers, flip=cfg.eval_flip,
-                          multi_query=multi_query, rerank=rerank,
-                          input_fn=eval_input_fn if eval_input_fn is not None else input_fn,
-                          load_mask=load_mask if eval_load_mask is None else eval_load_mask,
-                          load_parts=eval_load_parts)
-        eval_seconds = time.perf_counter() - t0
+        eval_in = eval_input_fn if eval_input_fn is not None else input_fn
+        eval_mask = load_mask if eval_load_mask is None else eval_load_mask
+        ekey = run_key({"run": key, "flip": cfg.eval_flip, "multi_query": multi_query,
+                        "rerank": rerank, "load_mask": eval_mask, "load_parts": eval_load_parts,
+                        "input_fn": getattr(eval_in, "__qualname__", repr(eval_in)),
+                        "size": (cfg.height, cfg.width),
+                        "query": _records_hash(dataset.query),
+                        "gallery": _records_hash(dataset.gallery)})
+        saved = store.load_eval(ekey) if source == "cache" else None
+        if saved is not None:
+            result, eval_seconds = EvalResult.from_arrays(saved[0]), saved[1]
+            eval_cached = True
+        else:
+            t0 = time.perf_counter()
+            result = evaluate(net, dataset, test_transform(cfg), device=cfg.device,
+                              batch_size=128, workers=cfg.workers, flip=cfg.eval_flip,
+                              multi_query=multi_query, rerank=rerank, input_fn=eval_in,
+                              load_mask=eval_mask, load_parts=eval_load_parts)
+            eval_seconds = time.perf_counter() - t0
+            store.save_eval(ekey, result.to_arrays(), eval_seconds)
     run = Run(name=name, model=net, history=history, result=result,
-              train_seconds=train_seconds, eval_seconds=eval_seconds, epochs=epochs,
-              key=key)
+              train_seconds=train_seconds, eval_seconds=eval_seconds, epochs=stage.epochs,
+              key=key, folder=store.path, source=source, eval_cached=eval_cached)
     if verbose:
-        msg = f"[{name}] trained {epochs} epochs in {train_seconds:.0f} s"
+        what = {"trained": "trained", "resumed": "resumed and trained",
+                "cache": "loaded finished from the run store;"}[source]
+        msg = f"[{name}] {what} {stage.epochs} epochs ({iters} iterations, {train_seconds:.0f} s)"
         if result is not None:
             m = run.metrics()
-            msg += f"; rank-1 {m['rank1']:.1f}%, mAP {m['mAP']:.1f}% ({eval_seconds:.0f} s eval)"
+            msg += (f"; rank-1 {m['rank1']:.1f}%, mAP {m['mAP']:.1f}% "
+                    f"({'saved evaluation' if eval_cached else f'{eval_seconds:.0f} s eval'})")
         print(msg)
     return run
+
+
+def load_run(folder: str | Path, *, device: str = "cpu") -> Run:
+    """A finished run from its folder in the store: model (eval mode), history, evaluations.
+
+    The model is rebuilt from the folder's ``spec.json`` (registry name, options, number
+    of identities) and ``last.pt``; ``result`` is the first saved evaluation (None when
+    the run was never evaluated).
+
+    Raises:
+        FileNotFoundError: the folder is not a finished run (names the missing file).
+        reidnb.core.runs.RunCacheError: an unreadable file of the run (named).
+    """
+    folder = Path(folder)
+    store = RunDir(folder.parent, folder.name.rsplit("-", 1)[0], folder.name.rsplit("-", 1)[-1])
+    store.path = folder
+    record = store.finished()
+    if record is None or not (folder / "spec.json").exists():
+        raise FileNotFoundError(f"{folder} is not a finished reidnb run (needs finished.json "
+                                "and spec.json; train it first)")
+    spec = json.loads((folder / "spec.json").read_text(encoding="utf-8"))
+    kw = dict(spec.get("model_kw") or {}, pretrained=False)
+    net = build_model(spec["model"], int(spec["num_classes"]), **kw)
+    ck = torch.load(store.checkpoint, map_location="cpu", weights_only=True)
+    net.load_state_dict(ck["model"])
+    net = net.to(device).eval()
+    result, eval_seconds = None, 0.0
+    evals = sorted(folder.glob("eval-*.npz"))
+    if evals:
+        arrays, eval_seconds = store.load_eval(evals[0].stem[len("eval-"):])
+        result = EvalResult.from_arrays(arrays)
+    history = store.read_history()
+    return Run(name=record.get("name", folder.name), model=net,
+               history=history if history is not None else pd.DataFrame(),
+               result=result, train_seconds=float(record.get("train_seconds", 0.0)),
+               eval_seconds=eval_seconds, epochs=record.get("epochs"),
+               key=record.get("key", ""), folder=folder, source="cache",
+               eval_cached=result is not None)

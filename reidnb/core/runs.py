@@ -1,0 +1,205 @@
+"""The run store: one folder per trained variant, keyed by what defines its training.
+
+A *run* is one trained (and usually evaluated) variant of a paper's experiment. Its folder
+``<output_dir>/checkpoints/<notebook>/<name>-<key>/`` holds:
+
+* ``last.pt``      the Trainer's checkpoint (weights, optimiser, history; resumable);
+* ``timing.json``  training wall time summed over sessions (seconds);
+* ``history.csv``  one row per iteration: loss terms, lr, img/s, batch distance statistics;
+* ``eval-<k>.npz`` a saved evaluation (features, distances, CMC, per-query AP) for one set
+  of evaluation settings ``k``, so a finished run re-renders without extracting features;
+* ``finished.json`` written last, when training is complete: name, key, epochs, seconds.
+
+The key (:func:`run_key`) is a SHA-1 of everything that determines the trained weights and
+nothing else, so changing a sweep list or an evaluation flag reuses finished runs, and a
+notebook re-run costs seconds. This module knows no model, dataset or evaluation class (it
+sits below them): evaluations are stored as plain arrays (``EvalResult.to_arrays``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from .utils import atomic_path, atomic_write_text
+
+__all__ = ["Run", "RunDir", "RunCacheError", "run_key", "safe_name"]
+
+
+class RunCacheError(RuntimeError):
+    """A file of the run store cannot be read; the message names it and what to do."""
+
+
+def run_key(ident: Mapping[str, Any]) -> str:
+    """10 hex digits of the SHA-1 of ``ident`` as sorted JSON (``repr`` for other objects)."""
+    text = json.dumps(ident, sort_keys=True, default=repr)
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every character but letters, digits and ``-_.`` replaced by ``_``."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+@dataclasses.dataclass
+class Run:
+    """A trained and evaluated variant.
+
+    Attributes:
+        name: label used in tables and plots.
+        model: the trained model (eval mode, on the run's device).
+        history: per-iteration training history (:attr:`reidnb.core.engine.Trainer.history`).
+        result: evaluation (``reidnb.evaluation.EvalResult``) or None when not evaluated.
+        train_seconds: wall time of training (seconds; summed over sessions).
+        eval_seconds: wall time of the evaluation (seconds; when the evaluation was loaded
+            from the store, the time it took when it was computed).
+        epochs: epochs trained.
+        key: the run key (:func:`run_key`); a stage-2 run started from this one includes
+            it in its own key.
+        folder: the run's folder in the store (None: not stored).
+        source: ``"trained"`` (trained in this session), ``"resumed"`` (continued from a
+            checkpoint) or ``"cache"`` (finished before; nothing trained now).
+        eval_cached: True when ``result`` was loaded from the store, not recomputed.
+    """
+
+    name: str
+    model: Any
+    history: pd.DataFrame
+    result: Any
+    train_seconds: float
+    eval_seconds: float
+    epochs: int | None
+    key: str = ""
+    folder: Path | None = None
+    source: str = "trained"
+    eval_cached: bool = False
+
+    @property
+    def seconds(self) -> float:
+        """Training + evaluation wall time (seconds)."""
+        return self.train_seconds + self.eval_seconds
+
+    def evaluated(self) -> list[str]:
+        """Evaluation settings this run has (e.g. ``["single-query", ...]``)."""
+        return [] if self.result is None else list(self.result.results)
+
+    def metrics(self, setting: str = "single-query") -> dict[str, float]:
+        """``rank1, rank5, rank10, mAP, mINP`` in percent for one evaluation setting.
+
+        Raises:
+            KeyError: the setting was not evaluated (lists those that were).
+        """
+        if self.result is None or setting not in self.result.results:
+            raise KeyError(f"run {self.name!r}: setting {setting!r} not evaluated; have "
+                           f"{sorted(self.evaluated())}")
+        r = self.result.results[setting]
+        return {"rank1": 100 * float(r.cmc[0]), "rank5": 100 * float(r.cmc[4]),
+                "rank10": 100 * float(r.cmc[9]), "mAP": 100 * float(r.mAP),
+                "mINP": 100 * float(r.mINP)}
+
+
+class RunDir:
+    """The folder of one run in the store (see the module docstring for its files).
+
+    Args:
+        root: ``<output_dir>/checkpoints/<notebook>``.
+        name: the run's label (made file-safe). key: its :func:`run_key`.
+    """
+
+    def __init__(self, root: str | Path, name: str, key: str):
+        self.name, self.key = name, key
+        self.path = Path(root) / f"{safe_name(name)}-{key}"
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "last.pt"
+
+    # ------------------------------------------------------------------------ timing
+    def _read_json(self, path: Path) -> dict:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise RunCacheError(f"run store file {path} is unreadable ({type(e).__name__}: {e}); "
+                                "it is a cache: delete it (or the run folder) and re-run") from e
+        if not isinstance(data, dict):
+            raise RunCacheError(f"run store file {path}: expected a JSON object, got "
+                                f"{type(data).__name__}; delete it and re-run")
+        return data
+
+    def train_seconds(self) -> float:
+        """Training seconds recorded so far (0 when none)."""
+        path = self.path / "timing.json"
+        return float(self._read_json(path).get("train_seconds", 0.0)) if path.exists() else 0.0
+
+    def set_train_seconds(self, seconds: float) -> None:
+        atomic_write_text(self.path / "timing.json",
+                          json.dumps({"train_seconds": float(seconds)}))
+
+    # ----------------------------------------------------------------------- history
+    def write_history(self, history: pd.DataFrame) -> Path:
+        """Write the per-iteration history as ``history.csv`` (atomically)."""
+        buf = io.StringIO()
+        history.to_csv(buf, index=False)
+        return atomic_write_text(self.path / "history.csv", buf.getvalue())
+
+    def read_history(self) -> pd.DataFrame | None:
+        """``history.csv`` as a DataFrame, or None when absent."""
+        path = self.path / "history.csv"
+        if not path.exists():
+            return None
+        try:
+            return pd.read_csv(path)
+        except (OSError, ValueError) as e:
+            raise RunCacheError(f"{path} is unreadable ({e}); delete it and re-run") from e
+
+    # ------------------------------------------------------------------- evaluations
+    def eval_path(self, eval_key: str) -> Path:
+        return self.path / f"eval-{eval_key}.npz"
+
+    def save_eval(self, eval_key: str, arrays: Mapping[str, np.ndarray], seconds: float) -> Path:
+        """Store an evaluation (plain arrays) with the seconds it took, atomically."""
+        path = self.eval_path(eval_key)
+        payload = dict(arrays)
+        payload["__eval_seconds__"] = np.asarray(float(seconds))
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **payload)
+        return path
+
+    def load_eval(self, eval_key: str) -> tuple[dict[str, np.ndarray], float] | None:
+        """(arrays, seconds) of a stored evaluation, or None when there is none.
+
+        Raises:
+            RunCacheError: the file exists but cannot be read (names it: safe to delete).
+        """
+        path = self.eval_path(eval_key)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, EOFError) as e:
+            raise RunCacheError(f"saved evaluation {path} is unreadable ({type(e).__name__}: "
+                                f"{e}); it is a cache: delete it and re-run") from e
+        seconds = float(arrays.pop("__eval_seconds__", np.asarray(0.0)))
+        return arrays, seconds
+
+    # --------------------------------------------------------------------- finished
+    def mark_finished(self, **meta: Any) -> Path:
+        """Write ``finished.json`` (name, key and ``meta``), the last file of a run."""
+        return atomic_write_text(self.path / "finished.json", json.dumps(
+            {"name": self.name, "key": self.key, **meta}, indent=2, default=str))
+
+    def finished(self) -> dict | None:
+        """The ``finished.json`` record, or None while the run is not finished."""
+        path = self.path / "finished.json"
+        return self._read_json(path) if path.exists() else None
