@@ -1,0 +1,119 @@
+"""RunConfig: paper defaults, profile merge order, explicit values win, type checks, deviations."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import ClassVar
+
+import pytest
+
+from reidnb.core.config import (COMMON_PROFILES, DataConfig, Deviation, RunConfig,
+                                SummaryConfig, config_class, make_config)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyConfig(RunConfig):
+    """A paper whose recipe is lr 0.1, dropout 0.9, 2 stages, batch 32."""
+
+    notebook: str = "99_toy"
+    batch_size: int = 32
+    lr: float = 0.1
+    dropout: float = 0.9
+    stages: tuple = (1, 2)
+    note: str | None = None
+
+    PROFILES: ClassVar[dict] = {"smoke": dict(lr=0.5), "quick": dict(dropout=0.5, lr=0.01)}
+    REASONS: ClassVar[dict] = {"dropout": "0.9 left the softmax at chance (measured)",
+                               "quick:lr": "0.1 diverged from random init"}
+
+
+def test_paper_profile_is_the_class_defaults():
+    cfg = ToyConfig.make("paper", device="cpu", output_dir="/tmp/x")
+    assert (cfg.lr, cfg.dropout, cfg.batch_size, cfg.backbone) == (0.1, 0.9, 32, "resnet50")
+    assert cfg.deviations() == []
+    assert cfg.profile == "paper" and cfg.dataset_kind == "real"
+
+
+def test_merge_order_common_then_paper_profile_then_explicit():
+    cfg = ToyConfig.make("quick", device="cpu", output_dir="/tmp/x")
+    # common quick: resnet18, batch 32 (same as the toy paper), synthetic, 128x64
+    assert cfg.backbone == COMMON_PROFILES["quick"]["backbone"] == "resnet18"
+    assert cfg.dataset == "synthetic" and (cfg.height, cfg.width) == (128, 64)
+    assert (cfg.lr, cfg.dropout) == (0.01, 0.5)                  # the paper's quick overrides
+    cfg2 = ToyConfig.make("quick", device="cpu", lr=0.2, dropout=None, output_dir="/tmp/x")
+    assert cfg2.lr == 0.2 and cfg2.dropout == 0.5               # explicit wins; None = default
+
+
+def test_deviations_are_computed_with_their_reasons():
+    cfg = ToyConfig.make("quick", device="cpu", output_dir="/tmp/x")
+    dev = {d.name: d for d in cfg.deviations()}
+    assert dev["dropout"] == Deviation("dropout", 0.5, 0.9, "0.9 left the softmax at chance (measured)")
+    assert dev["lr"].reason == "0.1 diverged from random init"  # profile-specific reason
+    assert dev["dataset"].value == "synthetic" and dev["dataset"].paper == "market1501"
+    assert "seed" not in dev and "device" not in dev and "workers" not in dev
+    assert str(dev["lr"]) == "lr = 0.01 (paper: 0.1): 0.1 diverged from random init"
+    frame = cfg.deviations_frame()
+    assert list(frame.columns) == ["setting", "this run", "paper", "reason"]
+    assert len(frame) == len(dev)
+
+
+def test_lists_are_tuples_and_compare_equal():
+    cfg = ToyConfig.make("paper", device="cpu", stages=[1, 2], output_dir="/tmp/x")
+    assert cfg.stages == (1, 2) and cfg.deviations() == []
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (dict(seed=1.7), "seed=1.7 must be int"),
+    (dict(seed="3"), "seed='3' must be int"),
+    (dict(lr="fast"), "lr='fast' must be float"),
+    (dict(batch_size=True), "batch_size=True must be int"),
+])
+def test_wrong_types_are_refused_naming_the_field(bad, msg):
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        ToyConfig.make("paper", device="cpu", **bad)
+
+
+def test_int_is_accepted_for_a_float_field():
+    assert ToyConfig.make("paper", device="cpu", lr=1).lr == 1.0
+
+
+def test_unknown_parameter_and_profile_are_refused():
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['lrr'\]"):
+        ToyConfig.make("paper", device="cpu", lrr=0.1)
+    with pytest.raises(ValueError, match="unknown profile 'fast'"):
+        ToyConfig.make("fast")
+
+
+def test_frozen_and_replace():
+    cfg = ToyConfig.make("paper", device="cpu", output_dir="/tmp/x")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.lr = 1.0  # type: ignore[misc]
+    assert dataclasses.replace(cfg, seed=3).seed == 3
+
+
+def test_registry_and_make_config(tmp_path):
+    assert config_class("99_toy") is ToyConfig
+    assert config_class("00_data") is DataConfig and config_class("05_summary") is SummaryConfig
+    cfg = make_config("99_toy", "smoke", device="cpu", output_dir=str(tmp_path))
+    assert cfg.lr == 0.5 and cfg.max_iters == 4 and cfg.workers == 0
+    with pytest.raises(KeyError, match="no config class for notebook 'nope'"):
+        config_class("nope")
+
+
+def test_save_writes_json_with_options(tmp_path):
+    cfg = ToyConfig.make("quick", device="cpu", output_dir=str(tmp_path), seed=2)
+    path = cfg.save()
+    assert path == tmp_path / "results" / "99_toy.config.json"
+    d = json.loads(path.read_text())
+    assert d["seed"] == 2 and d["notebook"] == "99_toy" and d["options"]["lr"] == 0.01
+    assert d["config_class"] == "ToyConfig"
+    assert "lr" in str(cfg) and "99_toy" in str(cfg)
+
+
+def test_cuda_without_gpu_is_refused():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        ToyConfig.make("paper", device="cuda")

@@ -1,0 +1,82 @@
+"""Stage: iterations <-> epochs, caps, lr-step rounding, warm-up and milestones in iterations."""
+from __future__ import annotations
+
+import pytest
+
+from reidnb.core.stages import Stage, batches_per_epoch, lr_factor, step_milestones
+
+
+def test_from_iters_paper_001_schedule():
+    # 001: 50k iterations at batch 16, lr x0.1 every 20k; Market-1501 has 12,936 train images
+    # -> 808 iterations per epoch; steps wanted at 20000, 40000 -> epochs round(24.75)=25,
+    # round(49.5)=50 (Python rounds half to even) -> run at 20200 and 40400.
+    s = Stage.from_iters("001", 50000, 12936, 16, 0.01, step_iters=20000)
+    assert s.iters_per_epoch == 808
+    assert s.epochs == 62                       # ceil(50000 / 808) = 62 (61.88)
+    assert s.iters == 50000 and s.iter_cap == 50000   # the 62nd epoch is cut
+    assert s.milestones == (25, 50)
+    assert s.milestone_iters == [20200, 40400]
+    assert any("20000 -> run at 20200" in n for n in s.notes)
+    assert s.images == 800000
+
+
+def test_from_iters_smoke_cap_is_recorded():
+    s = Stage.from_iters("stage 1", 55000, 640, 64, 0.1, max_iters=4, sampler="anchor", num_pos=10)
+    assert (s.iters, s.epochs, s.iter_cap) == (4, 1, 4)
+    assert s.notes == ("capped from 55000 by max_iters",)
+    assert "P/N 10/54" in s.describe(640)
+
+
+def test_from_epochs_with_profile_and_smoke_caps():
+    # MagnifierNet quick: 1 epoch of 3000 images at P x K 32 = 93 iterations, capped to 25
+    s = Stage.from_epochs("stage 1", 1, 3000, 32, 1e-3, iters=25, optimizer="adam",
+                          sampler="pk", num_instances=4)
+    assert (s.iters_per_epoch, s.iters, s.epochs, s.iter_cap) == (93, 25, 1, 25)
+    assert s.notes == ("shortened to 25 iterations by the profile",)
+    both = Stage.from_epochs("s", 10, 3000, 32, 1e-3, iters=200, max_iters=4)
+    assert both.iters == 4 and len(both.notes) == 2
+    whole = Stage.from_epochs("s", 3, 100, 10, 0.1, milestones=(2,), warmup_epochs=1)
+    assert (whole.iters, whole.epochs, whole.iter_cap) == (30, 3, None)
+    assert whole.milestone_iters == [20] and whole.warmup_iters == 10
+
+
+def test_sal_step_milestones():
+    assert step_milestones(150, 50) == (50, 100)
+    assert step_milestones(100, 50) == (50,)
+    assert step_milestones(3, 0) == ()
+    with pytest.raises(ValueError):
+        step_milestones(-1, 2)
+
+
+def test_lr_factor_warmup_and_steps_by_hand():
+    # warm-up 10 iterations from 0.01, x0.1 at iteration 20
+    assert lr_factor(0, warmup_iters=10, milestones=(20,)) == pytest.approx(0.01)
+    assert lr_factor(5, warmup_iters=10, milestones=(20,)) == pytest.approx(0.505)
+    assert lr_factor(19, warmup_iters=10, milestones=(20,)) == pytest.approx(1.0)
+    assert lr_factor(20, warmup_iters=10, milestones=(20,)) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    (dict(optimizer="rmsprop"), "optimizer must be one of"),
+    (dict(sampler="triplet"), "sampler must be one of"),
+])
+def test_bad_stage_fields(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        Stage.from_epochs("s", 1, 100, 10, 0.1, **kw)
+
+
+def test_too_few_images_and_bad_lengths():
+    with pytest.raises(ValueError, match="5 training images give no batch of 16"):
+        batches_per_epoch(5, 16)
+    with pytest.raises(ValueError, match="epochs must be >= 1"):
+        Stage.from_epochs("s", 0, 100, 10, 0.1)
+    with pytest.raises(ValueError, match="iters must be >= 1"):
+        Stage.from_iters("s", 0, 100, 10, 0.1)
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        Stage.from_epochs("s", 1, 100, 10, 0.0)
+
+
+def test_key_ignores_name_and_notes():
+    a = Stage.from_epochs("stage 1", 2, 100, 10, 0.1)
+    b = Stage.from_epochs("other name", 2, 100, 10, 0.1, notes=("x",))
+    assert a.key() == b.key() and a != b
