@@ -22,7 +22,8 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, k: int) -> torch.
 
     Args:
         pred: integer label map of any shape, e.g. [N, H, W], values in ``0..k-1``.
-        target: the ground-truth labels, same number of elements (compared flattened), values in ``0..k-1``.
+        target: the ground-truth labels, same number of elements (compared flattened),
+            values in ``0..k-1``.
         k: number of classes (8 for reidnb's part maps).
 
     Returns:
