@@ -117,3 +117,15 @@ def test_cuda_without_gpu_is_refused():
         pytest.skip("a GPU is visible")
     with pytest.raises(ValueError, match="no CUDA device"):
         ToyConfig.make("paper", device="cuda")
+
+
+def test_a_notebook_without_a_config_class_gets_the_common_settings():
+    cfg = make_config("my_notebook", "smoke", device="cpu", output_dir="/tmp/x")
+    assert type(cfg) is RunConfig and cfg.notebook == "my_notebook" and cfg.max_iters == 4
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['dropout'\].*package is imported"):
+        make_config("my_notebook", "smoke", device="cpu", dropout=0.5)
+
+
+def test_path_objects_are_accepted_for_folders(tmp_path):
+    cfg = ToyConfig.make("paper", device="cpu", output_dir=tmp_path, data_root=tmp_path / "d")
+    assert cfg.output_dir == str(tmp_path) and cfg.data_root == str(tmp_path / "d")

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import pandas as pd
 import pytest
 
+from reidnb.core import compare as C
 from reidnb.core import results as R
 from reidnb.core.config import make_config
 
@@ -179,7 +180,7 @@ def _measured():
 
 
 def test_compare_side_by_side():
-    cmp = R.compare(_measured(), "bcloss", "Table 1")
+    cmp = C.compare(_measured(), "bcloss", "Table 1")
     assert tuple(cmp.columns) == R.COMPARE_COLUMNS
     assert len(cmp) == 8 + 1  # 8 own published cells + the unpublished mINP
     key = cmp.set_index(["method", "metric"])
@@ -201,22 +202,22 @@ def test_compare_side_by_side():
     assert cmp["metric"].tolist()[:4] == ["rank1", "rank5", "rank10", "mAP"]  # paper order
     assert cmp.iloc[-1]["metric"] == "mINP"
     # nothing measured: every own published cell is "not run"
-    empty = R.compare(_measured().iloc[:0], "bcloss", "Table 2")
+    empty = C.compare(_measured().iloc[:0], "bcloss", "Table 2")
     assert len(empty) == 4 and (empty["status"] == "not run").all()
-    with_others = R.compare(_measured(), "bcloss", "Table 1", include_others=True)
+    with_others = C.compare(_measured(), "bcloss", "Table 1", include_others=True)
     assert len(with_others) == 32 + 1
 
 
 def test_summary_tables_and_not_run():
     m = _measured()
-    tables = R.summary_tables(m)
+    tables = C.summary_tables(m)
     assert [(p, t) for p, t, _ in tables] == [("bcloss", "Table 1"), ("sal", "Table 1")]
-    missing = R.tables_not_run(m)
+    missing = C.tables_not_run(m)
     assert ("bcloss", "Table 2") in set(zip(missing.paper_id, missing.table))
     assert ("bcloss", "Table 1") not in set(zip(missing.paper_id, missing.table))
     assert len(missing) == 18 - 2
-    assert len(R.tables_not_run(m.iloc[:0])) == 18
-    assert R.compare_all(m.iloc[:0]).empty
+    assert len(C.tables_not_run(m.iloc[:0])) == 18
+    assert C.compare_all(m.iloc[:0]).empty
 
 
 def test_ablation_directions_hand_worked():
@@ -232,7 +233,7 @@ def test_ablation_directions_hand_worked():
              method="ResNet50 (Soft+DIL+SAC)", variant="ResNet50, softmax + DIL + SAC",
              metric="error_rate", value=29.0),          # lower error: better, as published
     ])
-    d = R.ablation_directions(R.compare_all(m)).set_index(["paper_id", "metric"])
+    d = C.ablation_directions(C.compare_all(m)).set_index(["paper_id", "metric"])
     r1 = d.loc[("bcloss", "rank1")]
     assert r1["published_delta"] == pytest.approx(86.40 - 83.34)
     assert r1["measured_delta"] == pytest.approx(-1.0)
@@ -243,7 +244,7 @@ def test_ablation_directions_hand_worked():
     err = d.loc[("sal", "error_rate")]
     assert err["published_delta"] == pytest.approx(21.75 - 22.02)
     assert (err["published_direction"], err["measured_direction"]) == ("better", "better")
-    text = R.ablation_statements(m)
+    text = C.ablation_statements(m)
     assert list(text) == list(R.PAPER_IDS)
     assert "1 of 2 published ablation directions reproduced" in text["bcloss"]
     assert "rank1 +3.06/-1.00 ✗" in text["bcloss"] and "mAP +4.44/+2.50 ✓" in text["bcloss"]
@@ -272,10 +273,10 @@ def test_headline_and_overview():
 def test_plot_measured_vs_published():
     from reidnb.viz import plot_measured_vs_published
 
-    fig = plot_measured_vs_published(R.compare_all(_measured()))
+    fig = plot_measured_vs_published(C.compare_all(_measured()))
     ax = fig.axes[0]
     # 2 groups (bcloss real, bcloss synthetic); 3 real + 1 synthetic points drawn
     assert sorted(len(c.get_offsets()) for c in ax.collections) == [1, 3]
     assert "synthetic (not comparable)" in [t.get_text() for t in ax.get_legend().get_texts()]
-    empty = plot_measured_vs_published(R.compare_all(_measured().iloc[:0]))
+    empty = plot_measured_vs_published(C.compare_all(_measured().iloc[:0]))
     assert "no measured results yet" in empty.axes[0].texts[0].get_text()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, ClassVar, Mapping, NamedTuple
@@ -163,9 +164,15 @@ class RunConfig:
                               ("parameters", {k: v for k, v in params.items() if v is not None})):
             unknown = sorted(set(layer) - set(fields))
             if unknown:
+                hint = ("" if cls is not RunConfig else " (a paper notebook's settings are "
+                        "known once its package is imported, e.g. `from reidnb.papers import "
+                        f"bcloss`; config classes known now: {sorted(_REGISTRY)})")
                 raise ValueError(f"{cls.__name__} ({cls.notebook}): unknown setting(s) "
-                                 f"{unknown} in {source}; known: {sorted(fields)}")
+                                 f"{unknown} in {source}; known: {sorted(fields)}{hint}")
             merged.update(layer)
+        for name in ("output_dir", "data_root"):
+            if isinstance(merged.get(name), os.PathLike):
+                merged[name] = os.fspath(merged[name])
         for name, value in list(merged.items()):
             merged[name] = _check_type(cls, fields[name], value)
         merged["profile"] = profile
@@ -321,8 +328,16 @@ def make_config(notebook: str | type[RunConfig], profile: str = "quick",
                 **params: Any) -> RunConfig:
     """``config_class(notebook).make(profile, **params)``; ``notebook`` may be the class.
 
+    A notebook id without a config class of its own (a user's notebook) gets the plain
+    :class:`RunConfig` with ``notebook`` set: the common settings only.
+
     Raises:
-        KeyError: unknown notebook id. ValueError: see :meth:`RunConfig.make`.
+        ValueError: see :meth:`RunConfig.make` (a setting the config does not know).
     """
-    cls = notebook if isinstance(notebook, type) else config_class(notebook)
+    if isinstance(notebook, type):
+        return notebook.make(profile, **params)
+    try:
+        cls = config_class(notebook)
+    except KeyError:
+        return RunConfig.make(profile, notebook=notebook, **params)
     return cls.make(profile, **params)

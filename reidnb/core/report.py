@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import PROFILES, PROJECT_ROOT
+from .config import PROFILE_NAMES, PROJECT_ROOT
 from .utils import atomic_write_text
 
 __all__ = ["ReportError", "NotebookRun", "discover_notebooks", "select_notebooks",
@@ -321,7 +321,7 @@ the published ones (see 05_summary).</p>
 # --------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``report`` options to ``parser`` (used by ``python -m reidnb report``)."""
-    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick",
+    parser.add_argument("--profile", choices=sorted(PROFILE_NAMES), default="quick",
                         help="smoke (CI, seconds), quick (CPU, minutes; default), paper (GPU)")
     parser.add_argument("--dataset", default=None,
                         help="market1501, dukemtmcreid, cuhk03np-labeled, cuhk03np-detected or "
