@@ -7,19 +7,22 @@ PROFILE ?= quick
 OUT    ?= outputs
 ARGS   ?=
 
-.PHONY: setup test report lab bench clean
+.PHONY: setup test lint report lab bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or run 'make PYTHON=/path/to/python3.11'"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
 setup: $(VENV)/.installed
 
-test: setup
+lint: setup
+	$(PY) -m ruff check reidnb tests benchmarks notebooks
+
+test: setup lint
 	$(PY) -m pytest -q
 
 report: setup
