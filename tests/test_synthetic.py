@@ -170,12 +170,12 @@ def test_complete_written_last_and_failure_leaves_no_marker(smoke, tmp_path, mon
             raise OSError("disk full (simulated)")
         return real(job, seed)
 
-    monkeypatch.setattr(syn, "render_job", failing)
+    monkeypatch.setattr(syn.layout, "render_job", failing)  # where generate_synthetic looks it up
     with pytest.raises(OSError, match="simulated"):
         syn.generate_synthetic(root, "smoke", 0, verbose=False, workers=1)
     assert not (root / "COMPLETE").exists() and not (root / "meta.json").exists()
     assert not syn.is_complete(root)
-    monkeypatch.setattr(syn, "render_job", real)
+    monkeypatch.setattr(syn.layout, "render_job", real)
     syn.generate_synthetic(root, "smoke", 0, verbose=False, workers=1)  # clears and redoes
     assert _files(root) == _files(smoke)
 
