@@ -57,10 +57,8 @@ What the loop does (DESIGN.md "Engine"):
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -78,7 +76,7 @@ from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CHECKPOINT_VERSION,
                          CheckpointError, _short, read_checkpoint, rng_state, set_rng_state)
 from .distributed import ShardedBatchSampler
 from .stages import WarmupMultiStepLR, epochs_to_iters, lr_factor  # noqa: F401
-from .utils import atomic_path, resolve_device, seed_everything
+from .utils import atomic_path, progress_bar_class, resolve_device, seed_everything
 
 __all__ = ["Trainer", "CheckpointError", "WarmupMultiStepLR", "ShardedBatchSampler",
            "lr_factor", "epochs_to_iters", "distance_stats", "CHECKPOINT_VERSION",
@@ -99,21 +97,6 @@ def _float32(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_float32(v) for v in obj)
     return obj
-
-
-def _tqdm():
-    """tqdm class for the epoch bar: a notebook widget when ipywidgets exists (tqdm.auto
-    warns otherwise); else the text bar, refreshed at most every 20 s when stderr is not a
-    terminal (a kernel run by papermill stores every refresh in the notebook: thousands of
-    lines per epoch in the executed notebook and its HTML)."""
-    try:
-        import ipywidgets  # noqa: F401
-        from tqdm.auto import tqdm
-        return tqdm
-    except ImportError:
-        from tqdm import tqdm
-    isatty = getattr(sys.stderr, "isatty", lambda: False)()
-    return tqdm if isatty else functools.partial(tqdm, mininterval=20.0)
 
 
 # --------------------------------------------------------------------------------- trainer
@@ -474,7 +457,7 @@ class Trainer:
         if per_rank == 0:
             raise ValueError(f"the loader yields {len(loader)} batches, fewer than the "
                              f"{self.world_size} ranks")
-        tqdm = _tqdm()
+        tqdm = progress_bar_class()
         while ((epochs is None or self.epoch < epochs)
                and (max_iters is None or self.iteration < max_iters)):
             epoch = self.epoch

@@ -6,8 +6,10 @@ masks), which is why it lives outside the one-responsibility modules of DESIGN.m
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
+import sys
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -15,7 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "resolve_device", "atomic_path", "atomic_write_text"]
+__all__ = ["seed_everything", "resolve_device", "atomic_path", "atomic_write_text",
+           "progress_bar_class"]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -76,3 +79,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def progress_bar_class():
+    """tqdm class for the epoch bar: a notebook widget when ipywidgets exists (tqdm.auto
+    warns otherwise); else the text bar, refreshed at most every 20 s when stderr is not a
+    terminal (a kernel run by papermill stores every refresh in the notebook: thousands of
+    lines per epoch in the executed notebook and its HTML)."""
+    try:
+        import ipywidgets  # noqa: F401
+        from tqdm.auto import tqdm
+        return tqdm
+    except ImportError:
+        from tqdm import tqdm
+    isatty = getattr(sys.stderr, "isatty", lambda: False)()
+    return tqdm if isatty else functools.partial(tqdm, mininterval=20.0)
