@@ -293,6 +293,9 @@ def load_run(folder: str | Path, *, device: str = "cpu") -> Run:
         FileNotFoundError: the folder is not a finished run (names the missing file).
         reidnb.core.runs.RunCacheError: an unreadable file of the run (named).
     """
+    from . import import_all
+
+    import_all()                      # every paper's network is registered by name
     folder = Path(folder)
     store = RunDir(folder.parent, folder.name.rsplit("-", 1)[0], folder.name.rsplit("-", 1)[-1])
     store.path = folder

@@ -1,0 +1,139 @@
+"""reidnb.papers.common: the training key, one cached train-and-evaluate call, the run
+store on a re-run (nothing trained, no features extracted), load_run and load_data."""
+from __future__ import annotations
+
+import types
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from reidnb.core.config import RunConfig
+from reidnb.core.stages import Stage
+from reidnb.data.datasets import Record, ReIDDataset
+from reidnb.losses import Term, cross_entropy
+from reidnb.models import register_model
+from reidnb.papers import common
+
+
+@register_model("test_tiny_gap")
+class TinyGap(nn.Module):
+    """A 2-conv network honouring the model contract (dict in training, [N, D] in eval)."""
+
+    def __init__(self, num_classes: int, backbone: str = "", pretrained=False):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(8, 16, 3, stride=2, padding=1))
+        self.classifier = nn.Linear(16, num_classes)
+
+    def forward(self, x, return_featuremaps=False):
+        f = self.conv(x)
+        if return_featuremaps:
+            return f
+        emb = f.mean((2, 3))
+        if not self.training:
+            return emb
+        return {"logits": self.classifier(emb), "embeddings": emb, "featuremaps": f}
+
+
+def _cfg(**kw):
+    return RunConfig.make("smoke", notebook="99_common", device="cpu", **kw)
+
+
+def _ds(pids):
+    return types.SimpleNamespace(train=[Record(f"/d/{i:04d}.jpg", p, 0)
+                                        for i, p in enumerate(pids)])
+
+
+SPEC = {"name": "softmax", "model": "test_tiny_gap", "stage": {"lr": 0.01}}
+
+
+def test_training_key_ignores_sweep_and_eval_settings():
+    a = _cfg(output_dir="/tmp/x")
+    b = _cfg(output_dir="/tmp/y", eval_flip=True, workers=3, max_test_pids=5)
+    ds = _ds([0, 0, 1, 1])
+    assert common.training_key(a, ds, SPEC) == common.training_key(b, ds, SPEC)
+    key = common.training_key(a, ds, SPEC)
+    assert len(key) == 10 and int(key, 16) >= 0
+
+
+def test_training_key_changes_with_what_training_sees():
+    cfg = _cfg()
+    ds = _ds([0, 0, 1, 1])
+    key = common.training_key(cfg, ds, SPEC)
+    assert common.training_key(cfg, _ds([0, 0, 1]), SPEC) != key            # train subset
+    assert common.training_key(cfg, _ds([0, 1, 1, 1]), SPEC) != key         # relabelled pids
+    assert common.training_key(_cfg(seed=1), ds, SPEC) != key
+    assert common.training_key(_cfg(height=32), ds, SPEC) != key
+    assert common.training_key(cfg, ds, {**SPEC, "stage": {"lr": 0.02}}) != key
+    assert common.training_key(cfg, ds, {**SPEC, "init": "abc"}) != key
+
+
+def test_train_and_evaluate_then_the_run_store(tmp_path):
+    torch.manual_seed(0)
+    cfg = _cfg(output_dir=str(tmp_path), max_iters=2)
+    ds = common.load_data(cfg, verbose=False)
+    stage = Stage.from_epochs("stage 1", 1, len(ds.train), cfg.batch_size, 0.01)
+    losses = {"ce": (1.0, Term(cross_entropy, key="logits"))}
+    kw = dict(name="softmax", model="test_tiny_gap", losses=losses, stage=stage,
+              verbose=False)
+    first = common.train_and_evaluate(cfg, ds, **kw)
+    assert len(first.history) == 2 and first.source == "trained" and not first.eval_cached
+    folder = tmp_path / "checkpoints" / "99_common" / f"softmax-{first.key}"
+    assert first.folder == folder
+    names = {p.name for p in folder.iterdir()}
+    assert {"last.pt", "history.csv", "timing.json", "finished.json", "spec.json"} <= names
+    assert len([n for n in names if n.startswith("eval-") and n.endswith(".npz")]) == 1
+
+    # a re-run (another output-irrelevant setting): loaded, not trained, not re-extracted
+    cfg2 = _cfg(output_dir=str(tmp_path), max_iters=2, workers=1)
+    calls = []
+    real = common.evaluate
+    common.evaluate = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        again = common.train_and_evaluate(cfg2, ds, **kw)
+    finally:
+        common.evaluate = real
+    assert again.key == first.key and again.source == "cache" and again.eval_cached
+    assert calls == []                                  # no feature extraction
+    assert again.train_seconds == first.train_seconds   # the first run's time, reported again
+    assert again.metrics() == first.metrics()
+    for p, q in zip(first.model.parameters(), again.model.parameters()):
+        assert torch.equal(p, q)
+
+    # another evaluation setting of the same finished run: evaluated now, stored beside
+    third = common.train_and_evaluate(cfg2, ds, **{**kw, "rerank": True})
+    assert third.source == "cache" and not third.eval_cached
+    assert "single-query+re-rank" in third.result.results
+
+    # a stage 2 from it carries its key
+    second = common.train_and_evaluate(cfg, ds, **{**kw, "name": "stage2"}, init=first,
+                                       evaluate_model=False)
+    assert second.key != first.key and second.result is None
+
+    loaded = common.load_run(folder)
+    assert loaded.key == first.key and len(loaded.history) == 2
+    assert loaded.metrics()["rank1"] == first.metrics()["rank1"]
+    for p, q in zip(first.model.parameters(), loaded.model.parameters()):
+        assert torch.equal(p, q)
+
+
+def _test_split(kind):
+    q = [Record(f"/q/{p}_{i}.jpg", p, 0) for p in range(1, 11) for i in range(2)]
+    g = [Record(f"/g/{p}_{i}.jpg", p, 1) for p in range(1, 11) for i in range(2)]
+    g += [Record(f"/g/d{i}.jpg", 0, 2) for i in range(10)]
+    return ReIDDataset(name="toy", root=Path("/toy"), kind=kind, train=[], query=q,
+                       gallery=g, num_train_pids=0, num_train_cams=0, multi_query={})
+
+
+def test_load_data_reduces_only_a_synthetic_test_split(monkeypatch):
+    for kind in ("synthetic", "real"):
+        monkeypatch.setattr(common, "load_dataset", lambda *a, **k: _test_split(kind))
+        ds = common.load_data(RunConfig.make("quick", device="cpu", max_test_pids=4),
+                              verbose=False)
+        n_ids = len({r.pid for r in ds.query})
+        if kind == "synthetic":   # 4 of 10 ids: 8 queries, their 8 gallery images + d0,d2,..
+            assert (n_ids, len(ds.query), len(ds.gallery)) == (4, 8, 8 + 5)
+            assert "test subset: 4 of 10" in ds.notes[-1]
+        else:                     # a real protocol stays standard
+            assert (n_ids, len(ds.query), len(ds.gallery)) == (10, 20, 30)
