@@ -9,6 +9,7 @@ Notebooks only call these (``from reidnb import viz; viz.plot_x(...)``). Re-expo
   :func:`activation_maps` of a model.
 - :mod:`.data`: montages, identities per camera, image sizes, mask triplets, part maps.
 - :mod:`.tables`: lambda x alpha heat maps, fusion-branch bars, K-hat sweeps.
+- :func:`save_figure`: every notebook saves ``<output_dir>/figures/<notebook>/<name>.png``.
 
 viz sits above data, models, losses and evaluation and below the paper layer: nothing here
 imports ``reidnb.papers`` or a recipe module.
@@ -21,6 +22,7 @@ from .data import (plot_ids_per_camera, plot_image_sizes, plot_mask_triplets, pl
 from .maps import (activation_maps, plot_activation_overlays, plot_attention_overlays,
                    plot_overlays)
 from .retrieval import plot_pair_distance_hist, plot_ranked_list, plot_top1_pairs
+from .save import save_figure
 from .tables import plot_fusion_comparison, plot_grid_heatmaps, plot_k_hat_sweep
 
 __all__ = [
@@ -30,5 +32,5 @@ __all__ = [
     "activation_maps",
     "plot_mask_triplets", "plot_montage", "plot_ids_per_camera", "plot_image_sizes",
     "plot_part_predictions",
-    "plot_grid_heatmaps", "plot_fusion_comparison", "plot_k_hat_sweep",
+    "plot_grid_heatmaps", "plot_fusion_comparison", "plot_k_hat_sweep", "save_figure",
 ]
