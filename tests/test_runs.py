@@ -168,3 +168,20 @@ def test_run_metrics_and_seconds():
     assert m["rank1"] == 50.0 and m["mAP"] == 25.0 and run.seconds == 4.5
     with pytest.raises(KeyError, match="setting 'multi-query' not evaluated"):
         run.metrics("multi-query")
+
+
+def test_atomic_writes_follow_the_umask(tmp_path):
+    import os
+
+    from reidnb.core.utils import atomic_write_text
+
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "index.html", "new")
+        assert (p.stat().st_mode & 0o777) == 0o644 and p.read_text() == "new"
+        os.umask(0o077)
+        q = atomic_write_text(tmp_path / "private.csv", "x")
+        assert (q.stat().st_mode & 0o777) == 0o600
+    finally:
+        os.umask(old)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]

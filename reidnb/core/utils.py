@@ -53,22 +53,57 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def _umask() -> int:
+    """The process umask (read without changing it for long)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a directory entry (the rename) to disk; a no-op where directories cannot be
+    opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it over ``path``.
 
     The rename is atomic on POSIX, so a reader sees either the old file or the new
     one, never a half-written file; on an exception the temporary file is removed and
-    ``path`` is left as it was.
+    ``path`` is left as it was. The new file is flushed to disk (``fsync``) before the
+    rename and the directory after it, so a power cut leaves the old or the new file.
+    Its mode follows the umask, as a plain ``open()`` would (``mkstemp`` alone would make
+    it owner-only, 0600).
+
+    Raises:
+        OSError: the folder cannot be created or written (the message names the path).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write {path}: {e.strerror}") from e
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     finally:
         if tmp.exists():
             tmp.unlink()
