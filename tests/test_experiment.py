@@ -16,7 +16,7 @@ def _ds(pids):
                                         for i, p in enumerate(pids)])
 
 
-SPEC = {"name": "softmax", "model": "bnneck", "lr": 0.01}
+SPEC = {"name": "softmax", "model": "bcloss", "lr": 0.01}
 
 
 def test_run_key_ignores_sweep_and_eval_settings():
@@ -50,7 +50,7 @@ def test_train_and_evaluate_reuses_its_checkpoint(tmp_path):
                       max_iters=2)
     ds = exp.load_data(cfg, verbose=False)
     losses = {"ce": (1.0, Term(cross_entropy, key="logits"))}
-    kw = dict(name="softmax", model="bnneck", losses=losses, verbose=False,
+    kw = dict(name="softmax", model="bcloss", losses=losses, verbose=False,
               evaluate_model=False)
     first = exp.train_and_evaluate(cfg, ds, **kw)
     assert len(first.history) == 2

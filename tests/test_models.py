@@ -10,7 +10,8 @@ import torchvision.models as tvm
 
 from reidnb.models import backbones
 from reidnb.models import ResNetBackbone, build_model, list_models, register_model
-from reidnb.models.baseline import BCLossNet, BNNeckNet
+from reidnb.models.bcloss_net import BCLossNet
+from reidnb.models.layers import BNNeck
 
 N, H, W, NUM_CLASSES = 4, 64, 32, 5
 
@@ -61,12 +62,12 @@ def images():
 
 
 def test_registry():
-    assert {"bcloss", "bnneck"} <= set(list_models())
+    assert "bcloss" in list_models() and "bnneck" not in list_models()
     assert list_models() == sorted(list_models())
     with pytest.raises(KeyError, match=r"Unknown model: nope\. Must be one of \[.*'bcloss'"):
         build_model("nope", 3)
     with pytest.raises(ValueError, match="already registered"):
-        register_model("bcloss")(BNNeckNet)
+        register_model("bcloss")(BNNeck)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -122,29 +123,23 @@ def test_bcloss_outputs(images):
         BCLossNet(3, backbone="resnet18", dropout=1.0)
 
 
-def test_bnneck_head(images):
+def test_bnneck_layer():
+    """The one BNNeck of reidnb.models.layers (BoT): frozen zero BN bias, unit BN weight,
+    bias-free N(0, 0.001^2) classifier on the post-BN feature."""
     torch.manual_seed(0)
-    m = BNNeckNet(NUM_CLASSES, backbone="resnet18")
-    assert m.backbone.last_stride == 1                          # BoT default
-    assert not m.bottleneck.bias.requires_grad and m.bottleneck.bias.abs().sum() == 0
-    assert m.bottleneck.weight.requires_grad and torch.all(m.bottleneck.weight == 1)
+    m = BNNeck(512, NUM_CLASSES)
+    assert not m.bn.bias.requires_grad and m.bn.bias.abs().sum() == 0
+    assert m.bn.weight.requires_grad and torch.all(m.bn.weight == 1)
     assert m.classifier.bias is None
     assert 0.0005 < m.classifier.weight.std().item() < 0.002  # N(0, 0.001^2)
-    out = m(images)
-    assert out["featuremaps"].shape == (N, 512, 4, 2)         # last stride 1
+    feat = torch.randn(N, 512, generator=torch.Generator().manual_seed(1)) * 3 + 1
+    bn_feat, logits = m(feat)
     # training BN: post-BN feature of each channel has batch mean 0
-    assert torch.allclose(out["bn_embeddings"].mean(0), torch.zeros(512), atol=1e-4)
-    assert torch.allclose(out["logits"], out["bn_embeddings"] @ m.classifier.weight.t(),
-                          atol=1e-5)
+    assert torch.allclose(bn_feat.mean(0), torch.zeros(512), atol=1e-4)
+    assert torch.allclose(logits, bn_feat @ m.classifier.weight.t(), atol=1e-5)
     m.eval()
     with torch.no_grad():
-        after = m(images)
-        m.neck_feat = "before"
-        before = m(images)
-    assert torch.allclose(before, m.backbone(images).mean((2, 3)), atol=1e-5)
-    assert torch.allclose(after, m.bottleneck(before), atol=1e-5)
-    with pytest.raises(ValueError, match="neck_feat"):
-        BNNeckNet(3, backbone="resnet18", neck_feat="middle")
+        assert torch.allclose(m(feat)[0], m.bn(feat), atol=1e-6)
 
 
 # ------------------------------------------------------------------ backbone
@@ -229,7 +224,7 @@ def test_pretrained_true_fails_clearly(no_weights):
     assert "Name or service not known" in msg
     assert calls == ["ResNet18_Weights.IMAGENET1K_V1"]
     with pytest.raises(RuntimeError, match="ResNet50_Weights.IMAGENET1K_V1"):
-        build_model("bnneck", 3, backbone="resnet50", pretrained=True)
+        build_model("bcloss", 3, backbone="resnet50", pretrained=True)
 
 
 def test_pretrained_auto_falls_back(no_weights, capsys):

@@ -32,7 +32,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairedTransform", "build_transforms",
-           "denormalize"]
+           "normalize", "denormalize"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -169,6 +169,17 @@ def build_transforms(height: int | None, width: int | None, is_train: bool, *,
                                  value=0.0)
     return PairedTransform(v2.Compose(ops), erase, height=height, width=width,
                            is_train=is_train)
+
+
+def normalize(img: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Normalise an image batch as the pipelines do: uint8 [..., 3, H, W] (0..255) or float
+    [..., 3, H, W] in [0, 1] -> float ``(x - mean) / std`` (float32 for uint8 input); the
+    inverse of :func:`denormalize`. For batches decoded outside :class:`PairedTransform`
+    (e.g. the part parser's prediction loader)."""
+    x = img if img.is_floating_point() else img.float() / 255.0
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x - m) / s
 
 
 def denormalize(img: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:

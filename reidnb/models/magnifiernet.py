@@ -62,7 +62,7 @@ from reidnb.losses import MaskTerm, cross_entropy, semantic_diversity_loss, trip
 
 from . import register_model
 from .backbones import ResNetBackbone
-from .baseline import weights_init_classifier, weights_init_kaiming
+from .layers import BNNeck, weights_init_kaiming
 
 __all__ = [
     "MagnifierNet", "BNNeck", "semantic_aligned_pooling", "kept_region_pooling",
@@ -181,26 +181,6 @@ def sample_kept_regions(sampling: str = "random_torso", k_hat: int = 4,
 
 
 # ----------------------------------------------------------------------------- modules
-class BNNeck(nn.Module):
-    """BoT BNNeck head: BatchNorm1d (bias frozen at 0) -> bias-free classifier.
-
-    forward(feat [N, D]) -> (bn_feat [N, D], logits [N, num_classes]).
-    Init as reid-strong-baseline: BN weight 1 / bias 0, classifier N(0, 0.001^2).
-    """
-
-    def __init__(self, dim: int, num_classes: int):
-        super().__init__()
-        self.bn = nn.BatchNorm1d(dim)
-        self.bn.bias.requires_grad_(False)
-        self.classifier = nn.Linear(dim, num_classes, bias=False)
-        self.bn.apply(weights_init_kaiming)
-        self.classifier.apply(weights_init_classifier)
-
-    def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        bn_feat = self.bn(feat)
-        return bn_feat, self.classifier(bn_feat)
-
-
 @register_model("magnifiernet")
 class MagnifierNet(nn.Module):
     """MagnifierNet (002) with the switches of Table 2 and the ablation branch of Fig. 4.

@@ -43,13 +43,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reidnb.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reidnb.models import register_model
 
+# IMAGENET_MEAN / IMAGENET_STD (RGB, images in [0, 1]) are defined once, in
+# reidnb.data.transforms; re-exported here for ``from reidnb.models.maskreid import ...``.
 __all__ = ["MaskReID", "DGDInception", "masked_image", "IMAGENET_MEAN", "IMAGENET_STD"]
-
-#: ImageNet normalisation used by ``reidnb.data.transforms`` (RGB, images in [0, 1]).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _BACKBONES = ("dgd", "resnet18", "resnet50")
 

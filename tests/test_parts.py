@@ -1,4 +1,4 @@
-"""Tests of reidnb.masks: LIP -> part mapping, the mask sources and their cache."""
+"""Tests of reidnb.data.parts: LIP -> part mapping, the parser, the mask sources and cache."""
 from __future__ import annotations
 
 import math
@@ -11,8 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from reidnb import masks as M
+from reidnb.data import parts as M
 from reidnb.data.datasets import load_dataset
+from reidnb.data.parts import fcn as FCN
+from reidnb.data.parts.cache import _torch_threads
+from reidnb.evaluation.segmentation import confusion_matrix, segmentation_scores
 
 # --------------------------------------------------------------------------- lip_to_parts
 
@@ -103,7 +106,7 @@ def test_masks_from_parts_numpy_and_torch():
 def test_scores_hand_worked():
     target = torch.tensor([0, 0, 1, 1])
     pred = torch.tensor([0, 1, 1, 1])
-    s = M._scores(M._confusion(pred, target))
+    s = segmentation_scores(confusion_matrix(pred, target, M.NUM_PARTS), M.PART_NAMES)
     assert s["per_class_iou"]["background"] == pytest.approx(1 / 2)
     assert s["per_class_iou"]["head"] == pytest.approx(2 / 3)
     assert math.isnan(s["per_class_iou"]["foot"])          # absent: not in the mean
@@ -267,7 +270,7 @@ def test_parser_source_without_labels_or_checkpoint_fails(tiny_market, tmp_path)
 def test_train_parser_report_and_checkpoint(tiny_market, tmp_path):
     ds, _ = M.attach_masks(_load(tiny_market), source="labels", splits=("train",),
                            cache_root=tmp_path / "c", verbose=False)
-    with M._torch_threads(1):     # 1 thread: much faster on a busy shared CPU
+    with _torch_threads(1):     # 1 thread: much faster on a busy shared CPU
         model, rep = M.train_parser(ds.train, epochs=1, batch_size=2, max_iters=2,
                                     device="cpu", seed=0, val_fraction=0.34, verbose=False)
     assert rep["iters"] == 2 and rep["n_val_pids"] == 1 and rep["n_val"] == 2
@@ -299,7 +302,7 @@ class _FakeFCN(torch.nn.Module):
 
 
 def test_fcn_source_with_weights(tiny_market, tmp_path, monkeypatch):
-    monkeypatch.setattr(M, "_load_fcn", lambda name="fcn_resnet101": _FakeFCN())
+    monkeypatch.setattr(FCN, "_load_fcn", lambda name="fcn_resnet101": _FakeFCN())
     out, info = M.attach_masks(_load(tiny_market), source="fcn", splits=("query",),
                                cache_root=tmp_path / "c", verbose=False)
     assert info["splits"]["query"] == {"fcn": 2, "written": 2}
@@ -313,7 +316,7 @@ def test_fcn_unavailable_falls_back(tmp_path, monkeypatch, capsys, tiny_market):
     def no_weights(name="fcn_resnet101"):
         raise urllib.error.URLError("no network (test)")
 
-    monkeypatch.setattr(M, "_load_fcn", no_weights)
+    monkeypatch.setattr(FCN, "_load_fcn", no_weights)
     ds = _load(tiny_market)
     out, info = M.attach_masks(ds, source="fcn", splits=("train",),
                                cache_root=tmp_path / "c")
@@ -380,3 +383,83 @@ def test_real_market_labels(market_root):
         mean_row = {k: rows[parts == k].mean() for k in (1, 4, 7) if (parts == k).any()}
         if {1, 4, 7} <= set(mean_row):          # head above chest above foot
             assert mean_row[1] < mean_row[4] < mean_row[7], name
+
+
+# --------------------------------------------------------------------------- Trainer term, shim
+
+
+def test_part_cross_entropy_term_weighted_and_plain():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 8, 4, 3, generator=g)
+    target = torch.randint(0, 8, (2, 4, 3), generator=g)
+    w = torch.rand(8, generator=g) + 0.5
+    out, batch = {"seg_logits": logits}, {"parts": target}
+    torch.testing.assert_close(M.PartCrossEntropy()(out, batch),
+                               torch.nn.functional.cross_entropy(logits, target))
+    torch.testing.assert_close(M.PartCrossEntropy(w)(out, batch),
+                               torch.nn.functional.cross_entropy(logits, target, weight=w))
+
+
+def test_masks_shim_reexports_parts():
+    from reidnb import masks as shim
+
+    for name in M.__all__:
+        assert getattr(shim, name) is getattr(M, name), name
+    assert shim.PART_COLORS[7] == (204, 121, 167)          # masks.py's values are kept
+    assert shim.LABEL_DIR_SUFFIX == "_parsing_pgt"
+
+
+# --------------------------------------------------------------------------- small-scale sets
+
+
+def _small_viper(root: Path) -> None:
+    for i in range(4):
+        for cam in ("cam_a", "cam_b"):
+            p = root / "viper/VIPeR" / cam / f"{i:03d}_45.bmp"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.roll(_person()[0], i, axis=1)).resize((48, 128)).save(p)
+
+
+def test_small_set_masks_need_a_parser_source(tmp_path):
+    from reidnb.data.datasets import load_small_set
+
+    _small_viper(tmp_path / "small")
+    sets = {"viper": load_small_set("viper", tmp_path / "small")}
+    with pytest.raises(FileNotFoundError, match="parser") as e:
+        M.attach_small_set_masks(sets, None)
+    msg = str(e.value)
+    assert "parser_checkpoint=" in msg and "parser_source=" in msg and "fcn" in msg
+    with pytest.raises(FileNotFoundError, match="nope.pt does not exist"):
+        M.attach_small_set_masks(sets, tmp_path / "nope.pt")
+
+
+def test_small_set_masks_train_a_parser_from_labels(tiny_market, tmp_path, monkeypatch):
+    """Market masks all from parsing labels (no parser.pt yet): the parser is trained on
+    the source's labels into the named checkpoint's folder, then labels the small set."""
+    from reidnb.core import config
+    from reidnb.data.datasets import load_small_set
+
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "project")   # small-set cache
+    _small_viper(tmp_path / "small")
+    sets = {"viper": load_small_set("viper", tmp_path / "small")}
+    ckpt = tmp_path / "market_cache" / "parser.pt"
+    with _torch_threads(1):
+        out = M.attach_small_set_masks(
+            sets, ckpt, parser_source=_load(tiny_market), device="cpu", verbose=False,
+            parser_options=dict(max_iters=2, batch_size=4, max_images=None))
+    assert ckpt.is_file()
+    v = out["viper"]
+    for r in v.train + v.query + v.gallery:
+        assert r.parts.startswith(str(tmp_path / "project")) and "parser" in r.parts
+        parts = _png(r.parts)
+        assert parts.shape == (128, 48) and parts.max() <= 7
+    # the checkpoint now exists: a second call uses it without a source
+    again = M.attach_small_set_masks(sets, ckpt, device="cpu", verbose=False)
+    assert [r.parts for r in again["viper"].query] == [r.parts for r in v.query]
+
+
+def test_obtain_parser_without_labels_fails_clearly(tiny_market, tmp_path):
+    for f in (tiny_market / "bounding_box_train_parsing_pgt").iterdir():
+        f.unlink()
+    with pytest.raises(RuntimeError, match="no part parser for market1501.*_parsing_pgt"):
+        M.obtain_parser(_load(tiny_market), cache_root=tmp_path / "c", verbose=False)
