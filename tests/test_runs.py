@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from reidnb.core.callbacks import Callback, HistoryCSV, TensorBoardLogger
 from reidnb.core.config import RunConfig
 from reidnb.core.engine import Trainer
 from reidnb.core.results import Cell, published_rows
-from reidnb.core.runs import Run, RunCacheError, RunDir, run_key, safe_name
+from reidnb.core.runs import Run, RunBusyError, RunCacheError, RunDir, run_key, safe_name
 
 
 def test_run_key_is_order_free_and_short():
@@ -40,7 +41,14 @@ def test_rundir_round_trips_timing_history_eval_and_finished(tmp_path):
     assert list(got["paths"]) == ["a", "b"]
     assert d.load_eval("other") is None
     d.mark_finished(epochs=3)
-    assert d.finished() == {"name": "setting 8", "key": "abc123", "epochs": 3}
+    rec = d.finished()
+    assert {k: rec[k] for k in ("name", "key", "epochs")} == {
+        "name": "setting 8", "key": "abc123", "epochs": 3}
+    assert set(rec["files"]) == {"timing.json", "history.csv", "eval-k1.npz"}
+    assert d.verify() == [] and d.state() == "finished"
+    with open(d.eval_path("k1"), "r+b") as fh:       # a truncated evaluation is noticed
+        fh.truncate(10)
+    assert d.verify() == ["eval-k1.npz (changed or truncated)"]
 
 
 def test_rundir_names_corrupt_files(tmp_path):
@@ -185,3 +193,70 @@ def test_atomic_writes_follow_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def _hold(path, seconds, started):
+    """Child process: claim the run, say so, hold it ``seconds``."""
+    import time as _t
+
+    from reidnb.core.runs import RunDir as _RD
+
+    with _RD(path, "race", "k").claim():
+        started.set()
+        _t.sleep(seconds)
+        (Path(path) / "race-k" / "done.txt").write_text("first")
+
+
+def test_two_processes_racing_on_one_run(tmp_path):
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    child = ctx.Process(target=_hold, args=(str(tmp_path), 2.0, started))
+    child.start()
+    try:
+        assert started.wait(60)
+        d = RunDir(tmp_path, "race", "k")
+        assert d.state() == "training"
+        with pytest.raises(RunBusyError, match=f"pid {child.pid}"):
+            with d.claim(wait=False):
+                pass
+        t0 = time.perf_counter()
+        with d.claim():                          # waits for the child, then holds it
+            assert (d.path / "done.txt").read_text() == "first"
+        assert time.perf_counter() - t0 > 0.3
+    finally:
+        child.join(60)
+    assert child.exitcode == 0 and d.state() == "new"
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path):
+    import multiprocessing as mp
+    import os
+    import signal
+
+    ctx = mp.get_context("spawn")
+    started = ctx.Event()
+    child = ctx.Process(target=_hold, args=(str(tmp_path), 60.0, started))
+    child.start()
+    assert started.wait(60)
+    os.kill(child.pid, signal.SIGKILL)
+    child.join(30)
+    d = RunDir(tmp_path, "race", "k")
+    assert d.state() == "new"                   # the OS released the dead holder's lock
+    with d.claim(wait=False):
+        assert d.holder()["pid"] == os.getpid()
+    assert d.holder() is None
+
+
+def test_a_failed_attempt_is_recorded_then_cleared(tmp_path):
+    d = RunDir(tmp_path, "r", "k")
+    with pytest.raises(FloatingPointError):
+        with d.claim():
+            raise FloatingPointError("loss is nan")
+    assert d.state() == "failed"
+    assert "loss is nan" in (d.path / "failed.json").read_text()
+    with d.claim():
+        pass
+    assert d.state() == "new" and not (d.path / "failed.json").exists()

@@ -8,7 +8,14 @@ A *run* is one trained (and usually evaluated) variant of a paper's experiment. 
 * ``history.csv``  one row per iteration: loss terms, lr, img/s, batch distance statistics;
 * ``eval-<k>.npz`` a saved evaluation (features, distances, CMC, per-query AP) for one set
   of evaluation settings ``k``, so a finished run re-renders without extracting features;
-* ``finished.json`` written last, when training is complete: name, key, epochs, seconds.
+* ``finished.json`` written last, when training is complete: name, key, epochs, seconds
+  and the SHA-256 of every file of the run (a manifest: a run whose files changed or are
+  truncated is not read as finished);
+* ``.lock`` / ``holder.json`` while a process trains it (:meth:`RunDir.claim`): a second
+  process asking for the same run waits (or is refused, naming the holder) and never
+  trains it twice or reads it half done; the lock is an OS file lock (``filelock``), so
+  the lock of a killed process is released by the OS and taken over;
+* ``failed.json`` when the last attempt raised (what, when), until the next attempt.
 
 The key (:func:`run_key`) is a SHA-1 of everything that determines the trained weights and
 nothing else, so changing a sweep list or an evaluation flag reuses finished runs, and a
@@ -17,23 +24,44 @@ sits below them): evaluations are stored as plain arrays (``EvalResult.to_arrays
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
+import os
+import socket
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
+
+import filelock
 
 import numpy as np
 import pandas as pd
 
 from .utils import atomic_path, atomic_write_text
 
-__all__ = ["Run", "RunDir", "RunCacheError", "run_key", "safe_name"]
+__all__ = ["Run", "RunDir", "RunCacheError", "RunBusyError", "run_key", "safe_name"]
 
 
 class RunCacheError(RuntimeError):
     """A file of the run store cannot be read; the message names it and what to do."""
+
+
+class RunBusyError(RuntimeError):
+    """Another process holds the run (it is training it); the message names the holder."""
+
+
+_MANIFEST_SKIP = {"finished.json", "holder.json", "failed.json", ".lock"}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def run_key(ident: Mapping[str, Any]) -> str:
@@ -193,13 +221,103 @@ class RunDir:
         seconds = float(arrays.pop("__eval_seconds__", np.asarray(0.0)))
         return arrays, seconds
 
-    # --------------------------------------------------------------------- finished
+    # --------------------------------------------------------------------- lifecycle
+    def _files(self) -> list[Path]:
+        return sorted(p for p in self.path.rglob("*") if p.is_file()
+                      and p.name not in _MANIFEST_SKIP and not p.name.endswith(".tmp"))
+
     def mark_finished(self, **meta: Any) -> Path:
-        """Write ``finished.json`` (name, key and ``meta``), the last file of a run."""
-        return atomic_write_text(self.path / "finished.json", json.dumps(
-            {"name": self.name, "key": self.key, **meta}, indent=2, default=str))
+        """Write ``finished.json``: name, key, ``meta`` and the SHA-256 of every file of the
+        run (relative path -> digest). Call it again after adding a file (an evaluation)."""
+        files = {str(p.relative_to(self.path)): _sha256(p) for p in self._files()}
+        old = self._read_json(self.path / "finished.json") \
+            if (self.path / "finished.json").exists() else {}
+        record = {**{k: v for k, v in old.items() if k != "files"}, "name": self.name,
+                  "key": self.key, **meta, "files": files}
+        return atomic_write_text(self.path / "finished.json",
+                                 json.dumps(record, indent=2, default=str))
 
     def finished(self) -> dict | None:
         """The ``finished.json`` record, or None while the run is not finished."""
         path = self.path / "finished.json"
         return self._read_json(path) if path.exists() else None
+
+    def verify(self) -> list[str]:
+        """Files of a finished run that are missing or differ from the manifest ([] = whole).
+
+        Raises:
+            RunCacheError: the run is not finished.
+        """
+        record = self.finished()
+        if record is None:
+            raise RunCacheError(f"{self.path} is not a finished run (no finished.json)")
+        bad = []
+        for rel, digest in (record.get("files") or {}).items():
+            p = self.path / rel
+            if not p.is_file():
+                bad.append(f"{rel} (missing)")
+            elif _sha256(p) != digest:
+                bad.append(f"{rel} (changed or truncated)")
+        return bad
+
+    def holder(self) -> dict | None:
+        """Who holds the run (host, pid, since), as written by :meth:`claim`, or None."""
+        path = self.path / "holder.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+        except (OSError, ValueError):
+            return None
+
+    def state(self) -> str:
+        """``"training"`` (another process holds the lock), ``"finished"``, ``"failed"``
+        (the last attempt raised), or ``"new"`` (nothing, or an interrupted attempt)."""
+        if self.path.exists():
+            lock = filelock.FileLock(str(self.path / ".lock"))
+            try:
+                lock.acquire(timeout=0)
+            except filelock.Timeout:
+                return "training"
+            lock.release()
+        if self.finished() is not None:
+            return "finished"
+        return "failed" if (self.path / "failed.json").exists() else "new"
+
+    @contextlib.contextmanager
+    def claim(self, *, wait: bool = True, timeout: float | None = None) -> Iterator["RunDir"]:
+        """Hold the run while training or evaluating it: an exclusive OS file lock.
+
+        A second process (or thread) claiming the same run waits until the first is done
+        (then finds it finished) or, with ``wait=False`` / after ``timeout`` seconds, is
+        refused with :class:`RunBusyError` naming the holder. The OS releases the lock of a
+        killed process, so a stale lock is taken over at once. An exception inside the block
+        writes ``failed.json`` (type, message, time) and is re-raised.
+
+        Raises:
+            RunBusyError: the run is held by another process and waiting was not allowed
+                or timed out.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(self.path / ".lock"))
+        try:
+            lock.acquire(timeout=(0 if not wait else (-1 if timeout is None else timeout)))
+        except filelock.Timeout:
+            h = self.holder() or {}
+            raise RunBusyError(
+                f"run {self.path} is being trained by host {h.get('host', '?')} pid "
+                f"{h.get('pid', '?')} since {h.get('since', '?')}; wait for it, or stop that "
+                "process (its lock is released when it ends)") from None
+        try:
+            atomic_write_text(self.path / "holder.json", json.dumps(
+                {"host": socket.gethostname(), "pid": os.getpid(),
+                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
+            try:
+                yield self
+            except BaseException as e:
+                atomic_write_text(self.path / "failed.json", json.dumps(
+                    {"error": type(e).__name__, "message": str(e)[:2000],
+                     "when": time.strftime("%Y-%m-%d %H:%M:%S")}))
+                raise
+            (self.path / "failed.json").unlink(missing_ok=True)
+        finally:
+            (self.path / "holder.json").unlink(missing_ok=True)
+            lock.release()
