@@ -1,4 +1,4 @@
-"""Tests of reidnb.models.maskreid (MaskReID and its DGD / -F / -M ablations).
+"""Tests of reidnb.papers.maskreid.model (MaskReID and its DGD / -F / -M ablations).
 
 Layer sizes from recipes.md §1.1 (DGD prototxt, 144x56 input); the masked image as in
 recipes.md §1.7 (background = 0 pixel before normalisation). Small inputs, CPU only.
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from reidnb.models import build_model
-from reidnb.models.maskreid import IMAGENET_MEAN, IMAGENET_STD, MaskReID
+from reidnb.papers.maskreid.model import IMAGENET_MEAN, IMAGENET_STD, MaskReID
 
 # Normalised value of a black pixel, by hand: -mean / std per RGB channel.
 BLACK = (-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225)   # (-2.1179, -2.0357, -1.8044)

@@ -27,44 +27,6 @@ NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       lr=0.01, dropout=0.9, tau=1.0, lam=1.0, center_lr=0.5, runs=5,
                       taus=(0.5, 1.0, 1.5), sweep_epochs=None),
     },
-    # 02_maskreid (recipes.md §1; reidnb/maskreid_recipes.py): stage 1 softmax, stage 2 one
-    # loss from stage 1's weights; P/N anchor batches (num_pos of batch_size); grid cells
-    # per paper version (000: ICME loss, 003: long-version loss); ablation = 000 Table 4
-    # variants trained with the stage-1 recipe. quick: ResNet-18 (DGD is ~4x slower per
-    # image on the CPU) at 64x32 from random init (no ImageNet weights offline): stage-1 lr
-    # 0.01, not the paper's 0.1 (synthetic rank-1 after 130 iterations: 64x32 15% at lr 0.01;
-    # 32x16 9% / 6% / 4% at 0.01 / 0.03 / 0.1); stage 2 at lr 0.001, the paper's stage-2 /
-    # stage-1 ratio of 1/10 (measured, synthetic, 60 stage-2 iterations, rank-1/mAP: lr 0.001
-    # softmax 14.1/9.6, triplet 16.8/10.2, ranking 14.8/10.2; lr 0.01 for 30 iterations
-    # softmax 13.8/9.0, triplet 13.2/7.0, ranking 7.5/4.8: the metric losses fall apart);
-    # short stages, 2 grid cells, one Table-4 variant, no multi-query evaluation (it doubles
-    # each evaluation); on real data fewer variants and a train-id subset (real_reduction).
-    "02_maskreid": {
-        "smoke": dict(height=32, width=16, batch_size=16, num_pos=3, stage1_iters=4,
-                      stage2_iters=4, stage1_lr=0.1, stage2_lr=0.01, triplet_margin=0.3,
-                      losses=("softmax", "ranking"), grid_versions=("maskreid_icme",),
-                      grid_lambdas=(1.0,), grid_alphas={"maskreid_icme": (0.2,)},
-                      ablation=("DGD",), multi_query=True, rerank=True, parser_epochs=1,
-                      small_sets=False),
-        "quick": dict(height=64, width=32, batch_size=32, num_pos=5, stage1_iters=130,
-                      stage2_iters=60, stage1_lr=0.01, stage2_lr=0.001, triplet_margin=0.3,
-                      grid_versions=("maskreid_icme",), grid_lambdas=(0.0, 1.0),
-                      grid_alphas={"maskreid_icme": (0.2,)}, ablation=("DGD",),
-                      multi_query=False, rerank=True, parser_epochs=2, small_sets=True,
-                      real_reduction=dict(losses=("softmax", "ranking"),
-                                          versions=("maskreid_icme",), grid=False,
-                                          ablation=(), multi_query=False,
-                                          max_train_pids=300)),
-        "paper": dict(backbone="dgd", pretrained=False, height=144, width=56, batch_size=64,
-                      num_pos=10, stage1_iters=55000, stage2_iters=20000, stage1_lr=0.1,
-                      stage2_lr=0.01, triplet_margin=0.3,
-                      grid_versions=("maskreid_icme", "maskreid"),
-                      grid_lambdas=(0.0, 1.0, 2.0, 5.0, 10.0),
-                      grid_alphas={"maskreid_icme": (0.1, 0.15, 0.2, 0.5, 1.0),
-                                   "maskreid": (0.1, 0.15)},
-                      ablation=("DGD", "MaskReID-F", "MaskReID-M"), multi_query=True,
-                      rerank=True, parser_epochs=2, small_sets=True),
-    },
     # 03_sal (recipes.md §4; reidnb/sal_recipes.py): Table 1 settings with the two-stage
     # schedule of 004 §4.1 (stage 1 softmax (+SAC), random batches; stage 2 Eq. 6, P x K),
     # stage-1 runs shared between settings with the same stage-1 recipe; Tables 2/3 = setting

@@ -16,7 +16,7 @@ def plot_grid_heatmaps(tables, *, title=None, fmt: str = "{:.1f}"):
 
     Args:
         tables: ``{panel title: DataFrame}`` with lambda as the index and alpha as the
-            columns (:func:`reidnb.maskreid_recipes.grid_table`); NaN cells stay blank.
+            columns (:func:`reidnb.papers.maskreid.grid_table`); NaN cells stay blank.
         fmt: cell text format.
 
     Returns:

@@ -1,13 +1,14 @@
-"""Tests of reidnb.maskreid_recipes (notebook 02_maskreid helpers).
+"""Tests of reidnb.papers.maskreid (notebook 02_maskreid): config, recipe, stages, tables.
 
 Loss wiring is checked on a 3-sample batch worked by hand (recipes.md §1.2): x0 = (1, 0)
 and x1 = (0.6, 0.8) share an identity, x2 = (0, 1) is another one, so S01 = 0.6,
 S02 = 0, S12 = 0.8; anchors 0 and 1 have a positive and a negative, anchor 2 none.
-The small-scale loaders run on generated folder trees in torchreid's layouts.
+The small-scale loaders are tested in tests/test_small_sets.py, their masks in
+tests/test_parts.py.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,13 +17,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from reidnb import maskreid_recipes as mr
-from reidnb.core.config import make_config
+from reidnb.core.compare import compare
+from reidnb.core.results import is_published
+from reidnb.core.runs import Run
+from reidnb.data.datasets import Record, ReIDDataset
 from reidnb.evaluation import RankResult
-from reidnb.papers.common import Run
-from reidnb.core.results import compare
+from reidnb.evaluation.retrieval import pair_distances
+from reidnb.papers import maskreid as mr
+from reidnb.papers.maskreid import experiments as ex
+
 
 torch.set_num_threads(1)
 
@@ -85,29 +89,30 @@ def test_mask_input():
 
 # ----------------------------------------------------------------------------- schedule
 def test_stage_schedule_paper_and_smoke():
-    cfg = make_config("02_maskreid", "paper", device="cpu")
-    s2 = mr.stage_schedule(cfg, 2, 12936)          # Market-1501 train, batch 64
+    cfg = mr.Config.make("paper", device="cpu")
+    s2 = mr.stage2(cfg, 12936)                     # Market-1501 train, batch 64
     assert (s2.iters, s2.iters_per_epoch, s2.epochs, s2.lr) == (20000, 202, 100, 0.01)
-    s1 = mr.stage_schedule(cfg, 1, 12936)
+    s1 = mr.stage1(cfg, 12936)
     assert (s1.iters, s1.lr) == (55000, 0.1)
-    assert mr.stage_config(cfg, s2).max_iters == 20000
-    assert mr.stage_config(cfg, s2).batch_size == 64          # everything else kept
-    smoke = make_config("02_maskreid", "smoke", device="cpu")
-    s = mr.stage_schedule(smoke, 2, 84)
+    assert s2.iter_cap == 20000 and s2.batch_size == 64       # ends inside epoch 100
+    assert (s1.sampler, s2.sampler, s2.num_pos) == ("random", "anchor", 10)
+    assert s1.milestones == s2.milestones == () and s1.warmup_epochs == 0   # constant lr
+    smoke = mr.Config.make("smoke", device="cpu")
+    s = mr.stage2(smoke, 84)
     assert (s.iters, s.epochs) == (4, 1)
     with pytest.raises(ValueError, match="no batch"):
-        mr.stage_schedule(cfg, 1, 10)
-    with pytest.raises(ValueError, match="stage must be"):
-        mr.stage_schedule(cfg, 3, 1000)
+        mr.stage1(cfg, 10)
+    with pytest.raises(ValueError, match="iters must be"):
+        mr.stage1(dataclasses.replace(cfg, stage1_iters=0), 1000)
 
 
 def test_grid_cells():
-    paper = make_config("02_maskreid", "paper", device="cpu")
+    paper = mr.Config.make("paper", device="cpu")
     cells = mr.grid_cells(paper)
     assert len(cells) == 25 + 10
     assert ("maskreid_icme", 1.0, 0.2) in cells and ("maskreid", 2.0, 0.15) in cells
     assert not [c for c in cells if c[0] == "maskreid" and c[2] == 0.2]
-    quick = make_config("02_maskreid", "quick", device="cpu")
+    quick = mr.Config.make("quick", device="cpu")
     assert mr.grid_cells(quick) == [("maskreid_icme", 0.0, 0.2), ("maskreid_icme", 1.0, 0.2)]
 
 
@@ -119,19 +124,21 @@ def test_stage_wiring(monkeypatch):
     monkeypatch.setattr(exp, "train_and_evaluate", lambda cfg, ds, **kw: calls.append((cfg, kw))
                         or SimpleNamespace(model=SimpleNamespace(num_classes=ds.num_train_pids,
                                                                  use_mask=True, fusion=True)))
-    cfg = make_config("02_maskreid", "paper", device="cpu")
+    cfg = mr.Config.make("paper", device="cpu")
     ds = SimpleNamespace(train=[None] * 640, num_train_pids=7)
     s1 = mr.train_stage1(cfg, ds, arch="MaskReID-M")
     mr.train_stage2(cfg, ds, s1, loss="ranking", version="maskreid", rerank=True)
     (c1, k1), (c2, k2) = calls
-    assert (k1["sampler"], k1["lr"], k1["name"]) == ("random", 0.1, "stage1-MaskReID-M")
+    assert (k1["stage"].sampler, k1["stage"].lr, k1["name"]) == ("random", 0.1, "stage1-MaskReID-M")
     assert k1["model_kw"] == {"backbone": "dgd", "pretrained": False, "use_mask": True,
                               "fusion": False}
-    assert list(k1["losses"]) == ["softmax"] and c1.max_iters == 55000
-    assert k1["epochs"] == math.ceil(55000 / 10) and k1["input_fn"] is mr.mask_input
-    assert (k2["sampler"], k2["lr"], k2["num_pos"], k2["init"]) == ("anchor", 0.01, 10, s1)
-    assert k2["name"] == "stage2-ranking-eccv-lam2-alpha0.15" and c2.max_iters == 20000
+    assert list(k1["losses"]) == ["softmax"] and k1["stage"].iters == 55000
+    assert k1["stage"].epochs == math.ceil(55000 / 10) and k1["input_fn"] is mr.mask_input
+    assert (k2["stage"].sampler, k2["stage"].lr, k2["stage"].num_pos, k2["init"]) == \
+        ("anchor", 0.01, 10, s1)
+    assert k2["name"] == "stage2-ranking-eccv-lam2-alpha0.15" and k2["stage"].iters == 20000
     assert k2["load_mask"] and k2["rerank"] and list(k2["losses"]) == ["rank"]
+    assert c1 is cfg and c2 is cfg
 
 
 def test_transfer_init_replaces_only_the_classifier():
@@ -149,7 +156,8 @@ def test_transfer_init_replaces_only_the_classifier():
 
 # ----------------------------------------------------------------------------- tables
 def _run(name, settings, seconds=10.0):
-    res = {s: RankResult(np.full(50, r1 / 100), mAP / 100, 0.0) for s, (r1, mAP) in settings.items()}
+    res = {s: RankResult(np.full(50, r1 / 100), mAP / 100, 0.0)
+           for s, (r1, mAP) in settings.items()}
     return Run(name=name, model=None, history=pd.DataFrame(), result=SimpleNamespace(results=res),
                train_seconds=seconds, eval_seconds=1.0, epochs=2)
 
@@ -159,12 +167,12 @@ FULL = {"single-query": (60.0, 40.0), "multi-query": (70.0, 50.0),
 
 
 def test_rows_market_match_published_rows():
-    cfg = make_config("02_maskreid", "smoke", device="cpu")        # synthetic -> Market-1501
+    cfg = mr.Config.make("smoke", device="cpu")        # synthetic -> Market-1501
     losses = {k: _run(k, FULL) for k in ("softmax", "triplet", "npair", "ranking")}
     ranking = {("maskreid_icme", 1.0, 0.2): losses["ranking"],
                ("maskreid_icme", 0.0, 1.0): _run("g", {"single-query": (50.0, 30.0)}),
                ("maskreid", 2.0, 0.15): _run("e", FULL)}
-    rows = mr.maskreid_rows(cfg, losses=losses, ranking=ranking,
+    rows = mr.results_rows(cfg, losses=losses, ranking=ranking,
                             ablation={"DGD": _run("d", {"single-query": (40.0, 20.0)})},
                             stage1_seconds=100.0, note="quick")
     df = pd.DataFrame(rows)
@@ -186,9 +194,9 @@ def test_rows_market_match_published_rows():
 
 
 def test_rows_duke_and_small_sets():
-    cfg = make_config("02_maskreid", "quick", device="cpu", dataset="dukemtmcreid")
+    cfg = mr.Config.make("quick", device="cpu", dataset="dukemtmcreid")
     sq = {"single-query": (60.0, 40.0), "single-query+re-rank": (65.0, 55.0)}
-    rows = mr.maskreid_rows(cfg, losses={"softmax": _run("s", sq)},
+    rows = mr.results_rows(cfg, losses={"softmax": _run("s", sq)},
                             ranking={("maskreid_icme", 1.0, 0.2): _run("r", sq)})
     df = pd.DataFrame(rows)
     t3 = df[(df["paper_id"] == "maskreid_icme") & (df["table"] == "Table 3")]
@@ -198,7 +206,7 @@ def test_rows_duke_and_small_sets():
         "method == 'MaskReID_soft' and metric == 'rank1'")["measured"].tolist() == [60.0]
     # small sets: Table 1 of both versions and Table 4, real data
     res = SimpleNamespace(results={"single-query": RankResult(np.full(50, 0.5), 0.4, 0.0)})
-    rows = mr.maskreid_rows(cfg, small_sets={"viper": {"MaskReID": res, "MaskReID-M": res}})
+    rows = mr.results_rows(cfg, small_sets={"viper": {"MaskReID": res, "MaskReID-M": res}})
     df = pd.DataFrame(rows)
     assert set(zip(df["paper_id"], df["table"], df["method"])) == {
         ("maskreid_icme", "Table 4", "MaskReID"), ("maskreid_icme", "Table 1", "MaskReID"),
@@ -232,128 +240,23 @@ def test_pair_distances():
     res = SimpleNamespace(distmat=np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]]),
                           q_pids=np.array([1, 2]), q_camids=np.array([0, 0]),
                           g_pids=np.array([1, 1, 0, -1]), g_camids=np.array([0, 1, 1, 1]))
-    pos, neg = mr.pair_distances(res)
+    pos, neg = pair_distances(res)
     # query 1: g0 same id+cam (left out), g1 match, g2 distractor, g3 junk (left out)
     # query 2: g0, g1, g2 different ids, g3 junk
     np.testing.assert_allclose(pos, [0.2])
     np.testing.assert_allclose(neg, [0.3, 0.5, 0.6, 0.7])
 
 
-# ----------------------------------------------------------------------------- small sets
-def _img(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (4, 8), (10, 20, 30)).save(path)
-
-
-def _tree(root: Path) -> None:
-    for i in range(6):                                            # VIPeR: 6 ids x 2 cams
-        _img(root / "viper/VIPeR/cam_a" / f"{i:03d}_45.bmp")
-        _img(root / "viper/VIPeR/cam_b" / f"{i:03d}_90.bmp")
-    for p in range(1, 206):                                       # PRID: 200 shared + 5
-        if p <= 200:
-            _img(root / "prid2011/prid_2011/single_shot/cam_a" / f"person_{p:04d}.png")
-        _img(root / "prid2011/prid_2011/single_shot/cam_b" / f"person_{p:04d}.png")
-    for p in range(1, 7):                                         # iLIDS: 6 ids x 4
-        for k in range(1, 5):
-            _img(root / "ilids/i-LIDS_Pedestrian/Persons" / f"{p:04d}{k:03d}.jpg")
-    for p in range(1, 5):                                         # CUHK01: 4 ids x 4 views
-        for k in range(1, 5):
-            _img(root / "cuhk01/campus" / f"{p:04d}{k:03d}.png")
-    for p in (1, 2, 3, 4):                                        # 3DPeS: 4 ids x 2 views
-        for v in (1, 2):
-            _img(root / "3dpes/RGB" / f"{p}_{v}_FRAME_{10 * v}_RGB.bmp")
-    for n in ("1_001_1_01.png", "1_001_2_06.png", "1_002_1_01.png", "1_002_2_06.png",
-              "1_003_1_01.png", "1_003_2_06.png"):                # CUHK03 (torchreid output)
-        _img(root / "cuhk03/images_labeled" / n)
-    split = {"train": [["/elsewhere/images_labeled/1_001_1_01.png", 0, 0],
-                       ["/elsewhere/images_labeled/1_001_2_06.png", 0, 1]],
-             "query": [[f"/x/images_labeled/1_00{p}_{v}_0{1 if v == 1 else 6}.png", p - 2, v - 1]
-                       for p in (2, 3) for v in (1, 2)]}
-    split["gallery"] = split["query"]
-    (root / "cuhk03/splits_classic_labeled.json").write_text(json.dumps([split]))
-    for p in (1, 2):                                              # Shinpuhkan: train only
-        _img(root / "shinpuhkan/images" / f"{p:03d}_0{p}_0001.jpg")
-
-
-@pytest.fixture(scope="module")
-def small_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("small_sets")
-    _tree(root)
-    return root
-
-
-def test_small_set_layouts(small_root):
-    sets = mr.find_small_sets(small_root, seed=1, verbose=False)
-    assert sorted(sets) == sorted(mr.SMALL_SETS)
-    v = sets["viper"]
-    assert (v.num_train_pids, len(v.train), len(v.query), len(v.gallery)) == (3, 6, 3, 3)
-    assert {r.camid for r in v.query} == {0} and {r.camid for r in v.gallery} == {1}
-    assert {r.pid for r in v.query} == {r.pid for r in v.gallery}
-    p = sets["prid"]
-    assert (len(p.train), len(p.query), len(p.gallery)) == (200, 100, 105)
-    assert {r.pid for r in p.query} < {r.pid for r in p.gallery}
-    assert not {r.path for r in p.train} & {r.path for r in p.query}
-    i = sets["ilids"]
-    assert (i.num_train_pids, len(i.train), len(i.query), len(i.gallery)) == (3, 12, 3, 3)
-    assert all(q.pid == g.pid and q.camid != g.camid for q, g in zip(i.query, i.gallery))
-    c = sets["cuhk01"]
-    assert (c.num_train_pids, len(c.train), len(c.query), len(c.gallery)) == (2, 8, 4, 4)
-    assert {Path(r.path).name[4:7] for r in c.query} == {"001", "002"}
-    d = sets["3dpes"]
-    assert (d.num_train_pids, len(d.query), len(d.gallery)) == (2, 2, 2)
-    c3 = sets["cuhk03"]
-    assert Path(c3.train[0].path) == small_root / "cuhk03/images_labeled/1_001_1_01.png"
-    assert len(c3.query) == len(c3.gallery) == 4
-    assert len(sets["shinpuhkan"].train) == 2 and not sets["shinpuhkan"].query
-    # the same seed gives the same split; the train split of a torchreid file is followed
-    assert [r.path for r in mr.load_small_set("viper", small_root, seed=1).train] == \
-        [r.path for r in v.train]
-    names = sorted(Path(r.path).name for r in v.train if r.camid == 0)
-    (small_root / "viper/splits.json").write_text(json.dumps(
-        [{"train": [[f"/other/cam_a/{n}", 0, 0] for n in names[:1]]}]))
-    try:
-        assert len(mr.load_small_set("viper", small_root).train) == 2
-    finally:
-        (small_root / "viper/splits.json").unlink()
-
-
-def test_joint_train_set(small_root):
-    sets = {n: mr.load_small_set(n, small_root) for n in ("viper", "ilids", "shinpuhkan")}
-    j = mr.joint_train_set(sets)
-    assert j.num_train_pids == 3 + 3 + 2 and len(j.train) == 6 + 12 + 2
-    assert sorted({r.pid for r in j.train}) == list(range(8))
-    by_root = {}
-    for r in j.train:
-        by_root.setdefault(Path(r.path).parts[len(small_root.parts)], set()).add(r.pid)
-    assert by_root["viper"] == {0, 1, 2} and by_root["shinpuhkan"] == {6, 7}
-    assert not j.query and not j.gallery
-    with pytest.raises(ValueError, match="no small-scale set"):
-        mr.joint_train_set({})
-
-
-def test_small_set_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="cam_a"):
-        mr.load_small_set("viper", tmp_path)
-    _img(tmp_path / "cuhk01/campus/abc.png")
-    with pytest.raises(ValueError, match="PPPPIII.png"):
-        mr.load_small_set("cuhk01", tmp_path)
-    (tmp_path / "cuhk03").mkdir()
-    with pytest.raises(FileNotFoundError, match="splits_classic_labeled.json"):
-        mr.load_small_set("cuhk03", tmp_path)
-    with pytest.raises(KeyError, match="unknown small-scale set"):
-        mr.load_small_set("grid", tmp_path)
-    assert mr.find_small_sets(tmp_path / "nothing", verbose=False) == {}
-
-
+# ----------------------------------------------------------------------------- plan
 def test_plan_per_profile_and_dataset():
-    paper = mr.make_plan(make_config("02_maskreid", "paper", device="cpu"))
+    paper = mr.make_plan(mr.Config.make("paper", device="cpu"))
     assert paper.reductions == () and paper.losses == mr.LOSSES and len(paper.grid) == 35
     assert paper.ablation == ("DGD", "MaskReID-F", "MaskReID-M") and paper.multi_query
-    syn = mr.make_plan(make_config("02_maskreid", "quick", device="cpu"))
+    syn = mr.make_plan(mr.Config.make("quick", device="cpu"))
     assert syn.losses == mr.LOSSES and not syn.multi_query and syn.max_train_pids is None
     assert any("grid" in r for r in syn.reductions)
     assert "profile quick: no multi-query evaluation" in syn.reductions
-    real = mr.make_plan(make_config("02_maskreid", "quick", device="cpu", dataset="market1501"))
+    real = mr.make_plan(mr.Config.make("quick", device="cpu", dataset="market1501"))
     assert real.losses == ("softmax", "ranking") and real.versions == ("maskreid_icme",)
     assert (real.grid, real.ablation, real.multi_query, real.max_train_pids) == ((), (), False, 300)
     assert sum("real data" in r for r in real.reductions) == 3
@@ -362,21 +265,122 @@ def test_plan_per_profile_and_dataset():
     assert sum("multi-query" in r for r in real.reductions) == 1
     assert any("loss comparison: ['softmax', 'ranking']" in r for r in real.reductions)
     # an explicit max_train_pids wins over the profile's reduction
-    own = mr.make_plan(make_config("02_maskreid", "quick", device="cpu", dataset="market1501",
+    own = mr.make_plan(mr.Config.make("quick", device="cpu", dataset="market1501",
                                    max_train_pids=50))
     assert own.max_train_pids == 50
 
 
-def test_small_scale_runs_wiring(monkeypatch, small_root):
+def _set(name, n_train, n_test):
+    rec = [Record(f"/x/{name}/{i}.png", i % 3, i % 2) for i in range(n_train)]
+    test = [Record(f"/x/{name}/t{i}.png", 100 + i, 0) for i in range(n_test)]
+    return ReIDDataset(name=name, root=Path("/x") / name, kind="real", train=rec, query=test,
+                       gallery=test, num_train_pids=3, num_train_cams=2)
+
+
+def test_small_scale_runs_wiring(monkeypatch):
     trained, evaluated = [], []
-    monkeypatch.setattr(mr, "train_stage1", lambda cfg, ds, arch, **kw: trained.append(
+    monkeypatch.setattr(ex, "train_stage1", lambda cfg, ds, arch, **kw: trained.append(
         (ds.name, arch, kw["evaluate_model"])) or SimpleNamespace(arch=arch))
-    monkeypatch.setattr(mr, "evaluate_run", lambda cfg, run, ds, protocol: evaluated.append(
+    monkeypatch.setattr(ex, "evaluate_run", lambda cfg, run, ds, protocol: evaluated.append(
         (ds.name, run.arch, protocol)) or protocol)
-    sets = {n: mr.load_small_set(n, small_root) for n in ("viper", "cuhk03", "shinpuhkan")}
+    sets = {"viper": _set("viper", 6, 3), "cuhk03": _set("cuhk03", 4, 2),
+            "shinpuhkan": _set("shinpuhkan", 2, 0)}
     joint, runs, res = mr.small_scale_runs(None, sets, ("MaskReID", "DGD"))
     assert trained == [(joint.name, "MaskReID", False), (joint.name, "DGD", False)]
     assert res == {"viper": {"MaskReID": "market1501", "DGD": "market1501"},
                    "cuhk03": {"MaskReID": "cuhk03", "DGD": "cuhk03"}}     # no shinpuhkan test
-    with pytest.raises(FileNotFoundError, match="parser"):
-        mr.attach_small_set_masks(sets, None)
+    # without small sets under data_root nothing is trained
+    cfg = mr.Config.make("quick", device="cpu", data_root="/nonexistent")
+    assert mr.run_small_scale(cfg, None, {}, ("MaskReID",), verbose=False) == (None, {}, {})
+    assert not trained[2:]
+
+
+# ----------------------------------------------------------------------------- config
+#: The resolved options of each profile before the paper package existed (the notebook's
+#: numbers depend on them): literal values of the old 02_maskreid profiles.
+OLD_OPTIONS = {
+    "smoke": dict(ablation=("DGD",), backbone="resnet18", batch_size=16, epochs=1,
+                  eval_flip=False, grid_alphas={"maskreid_icme": (0.2,)}, grid_lambdas=(1.0,),
+                  grid_versions=("maskreid_icme",), height=32, losses=("softmax", "ranking"),
+                  max_iters=4, max_test_pids=None, max_train_pids=None, multi_query=True,
+                  num_pos=3, parser_epochs=1, pretrained=False, rerank=True, small_sets=False,
+                  stage1_iters=4, stage1_lr=0.1, stage2_iters=4, stage2_lr=0.01,
+                  synthetic_size="smoke", triplet_margin=0.3, width=16, workers=0),
+    "quick": dict(ablation=("DGD",), backbone="resnet18", batch_size=32, epochs=6,
+                  eval_flip=False, grid_alphas={"maskreid_icme": (0.2,)},
+                  grid_lambdas=(0.0, 1.0), grid_versions=("maskreid_icme",), height=64,
+                  max_iters=None, max_test_pids=150, max_train_pids=None, multi_query=False,
+                  num_pos=5, parser_epochs=2, pretrained="auto",
+                  real_reduction={"ablation": (), "grid": False,
+                                  "losses": ("softmax", "ranking"), "max_train_pids": 300,
+                                  "multi_query": False, "versions": ("maskreid_icme",)},
+                  rerank=True, small_sets=True, stage1_iters=130, stage1_lr=0.01,
+                  stage2_iters=60, stage2_lr=0.001, synthetic_size="quick",
+                  triplet_margin=0.3, width=32, workers=2),
+    "paper": dict(ablation=("DGD", "MaskReID-F", "MaskReID-M"), backbone="dgd", batch_size=64,
+                  epochs=None, eval_flip=False,
+                  grid_alphas={"maskreid": (0.1, 0.15),
+                               "maskreid_icme": (0.1, 0.15, 0.2, 0.5, 1.0)},
+                  grid_lambdas=(0.0, 1.0, 2.0, 5.0, 10.0),
+                  grid_versions=("maskreid_icme", "maskreid"), height=144, max_iters=None,
+                  max_test_pids=None, max_train_pids=None, multi_query=True, num_pos=10,
+                  parser_epochs=2, pretrained=False, rerank=True, small_sets=True,
+                  stage1_iters=55000, stage1_lr=0.1, stage2_iters=20000, stage2_lr=0.01,
+                  synthetic_size="quick", triplet_margin=0.3, width=56, workers=8),
+}
+OLD_TOP = {"smoke": "synthetic", "quick": "synthetic", "paper": "market1501"}
+
+
+@pytest.mark.parametrize("profile", ["smoke", "quick", "paper"])
+def test_config_profiles_equal_the_old_ones(profile):
+    d = mr.Config.make(profile, device="cpu", output_dir="/tmp/o").to_dict()
+    assert d["dataset"] == OLD_TOP[profile] and d["notebook"] == "02_maskreid"
+    for key, want in OLD_OPTIONS[profile].items():
+        assert d["options"][key] == want, key
+    # the losses / versions never set by a profile default to all of them
+    assert d["options"]["versions"] == ("maskreid_icme", "maskreid")
+    if profile != "smoke":
+        assert d["options"]["losses"] == mr.LOSSES
+
+
+def test_config_deviations_and_parameters():
+    assert mr.Config.make("paper", device="cpu").deviations() == []
+    quick = {d.name: d for d in mr.Config.make("quick", device="cpu").deviations()}
+    assert quick["stage1_lr"].paper == 0.1 and "130 iterations" in quick["stage1_lr"].reason
+    assert all(d.reason for d in quick.values()), [n for n, d in quick.items() if not d.reason]
+    cfg = mr.Config.make("quick", device="cpu", stage1_iters=7, multi_query=True)
+    assert (cfg.stage1_iters, cfg.multi_query) == (7, True)
+    with pytest.raises(ValueError, match="unknown setting"):
+        mr.Config.make("quick", device="cpu", stage3_iters=1)
+
+
+# ----------------------------------------------------------------------------- published
+def test_published_cells_are_the_papers():
+    assert set(mr.PUBLISHED) == set(mr.VARIANTS)
+    assert len([k for k in mr.VARIANTS if k.startswith("ranking-")]) == 25 + 10
+    for key, cells in mr.PUBLISHED.items():
+        v = mr.VARIANTS[key]
+        mr.loss_terms(v.loss, v.version, lam=v.lam, alpha=v.alpha)      # builds
+        for c in cells:
+            printed = all(is_published(c.paper_id, c.table, "Market-1501", s, c.method,
+                                       c.variant, False) for s in c.settings)
+            # the Table 4 proxy (small-scale table, run on the target set) is never printed
+            assert printed == (c.table != "Table 4" or c.paper_id == "maskreid"), (key, c)
+            if c.rerank_method:
+                assert is_published(c.paper_id, c.table, "Market-1501", "single-query",
+                                    c.rerank_method, c.variant, True)
+    duke = mr.published_for("DukeMTMC-reID")
+    assert [c.table for c in duke["ranking-icme-lam1-alpha0.2"]] == ["Table 3", "Table 6"]
+    assert [c.table for c in duke["softmax"]] == ["Table 5", "Table 3"]
+
+
+def test_rows_of_a_grid_cell_the_papers_did_not_print():
+    cfg = mr.Config.make("smoke", device="cpu")
+    rows = pd.DataFrame(mr.results_rows(cfg, ranking={
+        ("maskreid_icme", 3.0, 2.0): _run("x", {"single-query": (50.0, 30.0)}),
+        ("maskreid", 0.0, 1.0): _run("y", {"single-query": (40.0, 20.0)})}))
+    assert set(zip(rows["table"], rows["variant"])) == {("Table 6", "lambda=3,alpha=2"),
+                                                        ("Table 4", "lambda=0,alpha=1")}
+    cmp = compare(rows.assign(notebook="x"), "maskreid_icme", "Table 6")
+    assert (cmp.loc[cmp["variant"] == "lambda=3,alpha=2", "status"]
+            == "no published value").all()

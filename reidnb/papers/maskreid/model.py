@@ -47,7 +47,7 @@ from reidnb.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from reidnb.models import register_model
 
 # IMAGENET_MEAN / IMAGENET_STD (RGB, images in [0, 1]) are defined once, in
-# reidnb.data.transforms; re-exported here for ``from reidnb.models.maskreid import ...``.
+# reidnb.data.transforms; re-exported here for ``from reidnb.papers.maskreid.model import ...``.
 __all__ = ["MaskReID", "DGDInception", "masked_image", "IMAGENET_MEAN", "IMAGENET_STD"]
 
 _BACKBONES = ("dgd", "resnet18", "resnet50")
