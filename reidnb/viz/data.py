@@ -222,7 +222,7 @@ def plot_part_predictions(rgb, pseudo, predicted, *, titles=None, title=None):
         rgb: uint8 [N, H, W, 3] images.
         pseudo: int [N, H, W] part labels 0..7 used as training targets, or None (real
             query/gallery images have none).
-        predicted: int [N, H', W'] predicted labels 0..7 (``magnifiernet_recipes.
+        predicted: int [N, H', W'] predicted labels 0..7 (``reidnb.papers.magnifiernet.
             predicted_parts``: argmax at feature resolution, upsampled to the image).
         titles: optional caption per image.
 

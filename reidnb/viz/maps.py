@@ -227,7 +227,7 @@ def plot_activation_overlays(rgb, maps, *, alpha: float = 0.5, cmap: str = "jet"
     Args:
         rgb: uint8 [N, H, W, 3] images.
         maps: ordered mapping name -> float [N, H, W] in [0, 1] at the images' size (e.g.
-            ``magnifiernet_recipes.activation_maps``: backbone activation mean_c F^2).
+            ``reidnb.papers.magnifiernet.activation_maps``: backbone activation mean_c F^2).
         alpha: overlay opacity.
 
     Returns:

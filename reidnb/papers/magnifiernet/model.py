@@ -59,16 +59,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from reidnb.losses import MaskTerm, cross_entropy, semantic_diversity_loss, triplet_hard_loss
-
-from . import register_model
-from .backbones import ResNetBackbone
-from .layers import BNNeck, weights_init_kaiming
+from reidnb.models import register_model
+from reidnb.models.backbones import ResNetBackbone
+from reidnb.models.layers import BNNeck, weights_init_kaiming
 
 __all__ = [
-    "MagnifierNet", "BNNeck", "semantic_aligned_pooling", "kept_region_pooling",
-    "sample_kept_regions", "labels_to_masks", "BranchTerm", "MagnifierLoss", "SDTerm",
-    "magnifiernet_losses", "NUM_REGIONS", "BACKGROUND", "U_TORSO", "L_TORSO", "SFB_ORDER",
-    "REGION_NAMES",
+    "MagnifierNet", "semantic_aligned_pooling", "kept_region_pooling", "sample_kept_regions",
+    "check_sampling", "labels_to_masks", "BranchTerm", "SDTerm", "magnifiernet_losses",
+    "NUM_REGIONS", "BACKGROUND", "U_TORSO", "L_TORSO", "SFB_ORDER", "REGION_NAMES",
+    "SAMPLINGS",
 ]
 
 NUM_REGIONS = 8                                   # background + 7 body parts
@@ -78,7 +77,8 @@ L_TORSO = (5, 6, 7)                               # upper leg, lower leg, foot
 SFB_ORDER = (1, 2, 3, 4, 5, 6, 7, 0)              # GRU sequence: head -> foot, background last
 REGION_NAMES = ("background", "head", "upper arm", "lower arm", "chest", "upper leg",
                 "lower leg", "foot")
-SAMPLINGS = ("random_torso", "random_baseline")
+#: SAB region sampling strategies (002 §3.2); the first is the paper's.
+SAMPLINGS: tuple[str, ...] = ("random_torso", "random_baseline")
 
 
 # ----------------------------------------------------------------------------- functions
@@ -139,7 +139,13 @@ def kept_region_pooling(f: torch.Tensor, masks: torch.Tensor,
     return (f * keep).amax(dim=(-2, -1))                    # [N, C]
 
 
-def _check_sampling(sampling: str, k_hat: int) -> None:
+def check_sampling(sampling: str, k_hat: int) -> None:
+    """Check that the SAB sampling ``sampling`` can keep ``k_hat`` regions (002 §3.2).
+
+    Raises:
+        ValueError: unknown sampling, a non-int ``k_hat``, or a K-hat the strategy cannot
+            keep (Random-torso: even, 2..6; Random-baseline: 1..7).
+    """
     if sampling not in SAMPLINGS:
         raise ValueError(f"MagnifierNet: sampling must be one of {SAMPLINGS}, got {sampling!r}")
     if not isinstance(k_hat, int) or isinstance(k_hat, bool):
@@ -167,7 +173,7 @@ def sample_kept_regions(sampling: str = "random_torso", k_hat: int = 4,
     Raises:
         ValueError: unknown sampling or k_hat impossible for it.
     """
-    _check_sampling(sampling, k_hat)
+    check_sampling(sampling, k_hat)
 
     def pick(pool: Sequence[int], n: int) -> list[int]:
         idx = torch.randperm(len(pool), generator=generator)[:n]
@@ -240,7 +246,7 @@ class MagnifierNet(nn.Module):
         if neck_feat not in ("after", "before"):
             raise ValueError(f"MagnifierNet: neck_feat must be 'after' or 'before', "
                              f"got {neck_feat!r}")
-        _check_sampling(sampling, k_hat)
+        check_sampling(sampling, k_hat)
         self.num_classes = num_classes
         self.use_mask, self.use_sab, self.use_sfb = bool(use_mask), bool(use_sab), bool(use_sfb)
         self.fusion, self.sampling, self.k_hat = fusion, sampling, k_hat
@@ -447,30 +453,6 @@ class BranchTerm(nn.Module):
     def extra_repr(self) -> str:
         return (f"branch={self.branch!r}, loss={self.loss!r}, "
                 f"label_smoothing={self.label_smoothing}, margin={self.margin}")
-
-
-class MagnifierLoss(nn.Module):
-    """L_cls + L_tri of Eq. 4 over every branch in the outputs, all weights 1.
-
-    Sum over the branches present (global, sab, sfb, sfb_parts) of
-    ``BranchTerm(branch, "ce") + BranchTerm(branch, "triplet")``; ``sfb_parts`` averages its
-    8 regions. L_mask and L_SD are separate terms (``MaskTerm``, ``SDTerm``).
-    """
-
-    def __init__(self, label_smoothing: float = 0.1, margin: float = 0.3):
-        super().__init__()
-        self.label_smoothing, self.margin = label_smoothing, margin
-
-    def forward(self, outputs: dict, batch: dict) -> torch.Tensor:
-        total = None
-        for branch in ("global", *outputs.get("branches", {})):
-            for loss in ("ce", "triplet"):
-                v = BranchTerm(branch, loss, self.label_smoothing, self.margin)(outputs, batch)
-                total = v if total is None else total + v
-        return total
-
-    def extra_repr(self) -> str:
-        return f"label_smoothing={self.label_smoothing}, margin={self.margin}"
 
 
 class SDTerm(nn.Module):

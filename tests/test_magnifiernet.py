@@ -1,4 +1,5 @@
-"""Tests of reidnb.magnifiernet_recipes (notebook 04_magnifiernet) and its viz functions.
+"""Tests of reidnb.papers.magnifiernet (notebook 04_magnifiernet): config, variants,
+stages, plan, tables and result rows, figure helpers, and its viz functions.
 
 CPU only and small: hand-made configs, distance matrices and stand-in runs; one tiny
 ResNet-18 MagnifierNet (64x32 images) for the figure helpers.
@@ -18,16 +19,80 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import reidnb.magnifiernet_recipes as mn  # noqa: E402
-from reidnb.core.config import make_config  # noqa: E402
+from reidnb.core.results import RESULT_COLUMNS  # noqa: E402
 from reidnb.data.datasets import Record, ReIDDataset, subset_test  # noqa: E402
 from reidnb.evaluation import RankResult  # noqa: E402
-from reidnb.core.results import RESULT_COLUMNS  # noqa: E402
+from reidnb.evaluation.retrieval import pick_top1_queries, top1_matches  # noqa: E402
+from reidnb.papers import magnifiernet as mn  # noqa: E402
 
 
 def _cfg(profile="quick", tmp_path=None, **kw):
-    return make_config("04_magnifiernet", profile, device="cpu",
-                       output_dir=str(tmp_path) if tmp_path else "/tmp/reidnb_test_mn", **kw)
+    return mn.Config.make(profile, device="cpu",
+                          output_dir=str(tmp_path) if tmp_path else "/tmp/reidnb_test_mn", **kw)
+
+
+# ------------------------------------------------------------------------ config
+#: The old resolved options of 04_magnifiernet (reidnb/config.py NOTEBOOK_PROFILES before the
+#: move to reidnb.papers): paper profile, and what smoke / quick change.
+PAPER = {"backbone": "resnet50", "batch_size": 64, "epochs": None, "eval_flip": False,
+         "fig4": True, "height": 384, "k_hat": 4, "k_hats": (2, 4, 6), "mask_weight": 2.0,
+         "max_iters": None, "max_test_pids": None, "max_train_pids": None,
+         "n_figure_images": 6, "num_instances": 4, "parts_source": "auto", "pretrained": True,
+         "random_erasing": 0.5, "real_quick": None, "rerank": True, "sampling": "random_torso",
+         "samplings": ("random_torso", "random_baseline"), "sd_control": True,
+         "sd_weight": 0.002, "stage1_epochs": 460, "stage1_iters": None, "stage1_lr": 0.00035,
+         "stage1_milestones": (150, 300), "stage2_epochs": 40, "stage2_iters": None,
+         "stage2_lr": 0.001, "synthetic_size": "quick",
+         "table2_rows": ("G", "G+M", "G+M+SAB", "G+M+SFB", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
+         "warmup_epochs": 10, "width": 192, "workers": 8}
+SMOKE = {**PAPER, "backbone": "resnet18", "batch_size": 16, "epochs": 1, "height": 64,
+         "k_hats": (4,), "max_iters": 4, "n_figure_images": 3, "parts_source": "labels",
+         "pretrained": False, "samplings": ("random_torso",), "sd_control": False,
+         "stage1_epochs": 1, "stage1_milestones": (), "stage2_epochs": 1,
+         "synthetic_size": "smoke", "table2_rows": ("G", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
+         "warmup_epochs": 0, "width": 32, "workers": 0}
+QUICK = {**PAPER, "backbone": "resnet18", "batch_size": 32, "epochs": 6, "height": 128,
+         "k_hats": (4,), "max_test_pids": 100, "n_figure_images": 4, "parts_source": "labels",
+         "pretrained": "auto", "random_erasing": 0.0,
+         "real_quick": {"fig4": False, "k_hats": (), "sd_control": False,
+                        "table2_rows": ("G", "G+M+SAB+SFB+SD")},
+         "stage1_epochs": 1, "stage1_iters": 25, "stage1_lr": 0.001, "stage1_milestones": (),
+         "stage2_epochs": 1, "stage2_iters": 8, "stage2_lr": 3.5e-05,
+         "table2_rows": ("G", "G+M+SAB", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
+         "warmup_epochs": 0, "width": 64, "workers": 2}
+
+
+def _tuples(v):
+    if isinstance(v, (list, tuple)):
+        return tuple(_tuples(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _tuples(x) for k, x in v.items()}
+    return v
+
+
+@pytest.mark.parametrize("profile,expected", [("paper", PAPER), ("smoke", SMOKE),
+                                              ("quick", QUICK)])
+def test_config_equals_the_old_profiles(profile, expected):
+    cfg = mn.Config.make(profile, device="cpu", output_dir="/tmp/o")
+    d = cfg.to_dict()
+    assert d["notebook"] == "04_magnifiernet"
+    assert d["dataset"] == ("market1501" if profile == "paper" else "synthetic")
+    options = _tuples(d["options"])
+    assert {k: options[k] for k in expected} == expected
+
+
+def test_config_deviations_and_unknown_settings():
+    assert mn.Config.make("paper", device="cpu").deviations() == []
+    dev = {d.name: d for d in _cfg("quick").deviations()}
+    assert (dev["backbone"].value, dev["backbone"].paper) == ("resnet18", "resnet50")
+    assert (dev["random_erasing"].value, dev["random_erasing"].paper) == (0.0, 0.5)
+    assert dev["stage1_iters"].value == 25 and dev["stage1_iters"].reason
+    assert all(d.reason for d in dev.values()), [d.name for d in dev.values() if not d.reason]
+    assert all(d.reason for d in _cfg("smoke").deviations())
+    with pytest.raises(ValueError, match="unknown setting"):
+        _cfg("quick", stage3_iters=4)
+    explicit = _cfg("quick", table2_rows=["G"], fig4=False, k_hats=[2])
+    assert (explicit.table2_rows, explicit.fig4, explicit.k_hats) == (("G",), False, (2,))
 
 
 # ------------------------------------------------------------------------ variants
@@ -69,41 +134,47 @@ def test_parts_input_and_missing_parts():
 
 def test_loss_terms_per_variant():
     cfg = _cfg()
-    g = mn._losses(mn.model_kw("G"), cfg, 0.0)
+    g = mn.variant_losses(mn.model_kw("G"), cfg, 0.0)
     assert sorted(g) == ["ce_global", "tri_global"]
-    full = mn._losses(mn.model_kw("G+M+SAB+SFB"), cfg, 2e-3)
+    full = mn.variant_losses(mn.model_kw("G+M+SAB+SFB"), cfg, 2e-3)
     assert sorted(full) == sorted(["ce_global", "tri_global", "ce_sab", "tri_sab", "ce_sfb",
                                    "tri_sfb", "ce_sfb_parts", "tri_sfb_parts", "mask", "sd"])
     assert full["mask"][0] == 2.0 and full["sd"][0] == 2e-3
 
 
 # ------------------------------------------------------------------------ schedule
-def test_stage_plan_paper_recipe():
+def test_stage_paper_recipe():
     cfg = _cfg("paper")
-    s1 = mn.stage_plan(cfg, 1, 12936)          # Market-1501: 12936 // 64 = 202 batches
+    s1 = mn.stage(cfg, 1, 12936)               # Market-1501: 12936 // 64 = 202 batches
     assert (s1.iters_per_epoch, s1.epochs, s1.iters) == (202, 460, 460 * 202)
     assert s1.milestones == (150, 300) and s1.warmup_epochs == 10
-    assert s1.lr == 3.5e-4 and s1.sd_weight == 0.0
-    s2 = mn.stage_plan(cfg, 2, 12936)
-    assert (s2.epochs, s2.iters, s2.lr, s2.sd_weight) == (40, 40 * 202, 1e-3, 2e-3)
+    assert s1.lr == 3.5e-4 and mn.sd_weight(cfg, 1) == 0.0
+    assert (s1.optimizer, s1.sampler, s1.num_instances, s1.batch_size, s1.weight_decay) == (
+        "adam", "pk", 4, 64, 5e-4)
+    s2 = mn.stage(cfg, 2, 12936)
+    assert (s2.epochs, s2.iters, s2.lr, mn.sd_weight(cfg, 2)) == (40, 40 * 202, 1e-3, 2e-3)
     assert s2.milestones == () and s2.warmup_epochs == 0
-    assert mn.stage_config(cfg, s1) is cfg      # whole epochs: nothing to cap
-    assert "P x K = 16 x 4" in s1.text
+    assert mn.sd_weight(cfg, 2, sd=False) == 0.0          # the stage-2 control
+    assert s1.iter_cap is None                  # whole epochs: nothing to cap
+    assert "P x K = 16 x 4" in s1.describe(12936)
+    lines = mn.describe_stages(cfg, 12936)
+    assert lines[0].endswith("no SD loss") and lines[1].endswith("SD loss gamma 0.002")
 
 
-def test_stage_plan_quick_and_smoke_caps():
+def test_stage_quick_and_smoke_caps():
     cfg = _cfg("quick")
-    s1 = mn.stage_plan(cfg, 1, 2079)           # 2079 // 32 = 64 batches, cut to 25
+    s1 = mn.stage(cfg, 1, 2079)                # 2079 // 32 = 64 batches, cut to 25
     assert (s1.iters_per_epoch, s1.epochs, s1.iters) == (64, 1, 25)
-    assert abs(s1.fraction - 25 / 64) < 1e-12
-    assert mn.stage_config(cfg, s1).max_iters == 25
+    assert abs(s1.iters / s1.iters_per_epoch - 25 / 64) < 1e-12
+    assert s1.iter_cap == 25
+    assert (mn.stage(cfg, 2, 2079).iters, mn.stage(cfg, 2, 2079).lr) == (8, 3.5e-5)
     smoke = _cfg("smoke")
-    s = mn.stage_plan(smoke, 2, 100)           # 100 // 16 = 6 batches, max_iters 4
-    assert (s.epochs, s.iters) == (1, 4) and "max_iters" in s.text
+    s = mn.stage(smoke, 2, 100)                # 100 // 16 = 6 batches, max_iters 4
+    assert (s.epochs, s.iters) == (1, 4) and "max_iters" in s.describe(100)
     with pytest.raises(ValueError, match="no batch"):
-        mn.stage_plan(cfg, 1, 31)
+        mn.stage(cfg, 1, 31)
     with pytest.raises(ValueError):
-        mn.stage_plan(cfg, 3, 2079)
+        mn.stage(cfg, 3, 2079)
 
 
 # ------------------------------------------------------------------------ plan
@@ -166,13 +237,13 @@ def test_top1_matches_skip_junk_and_same_camera():
     dm = [[0.1, 0.2, 0.3, 0.4, 0.5],      # q0 pid 1 cam 0: skip g0 (same cam), g1 junk -> g2 wrong
           [0.9, 0.9, 0.5, 0.5, 0.9],      # q1 pid 2 cam 0: tie g2/g3 -> gallery order -> g2 right
           [0.5, 0.1, 0.9, 0.9, 0.2]]      # q2 pid 1 cam 1: g1 junk, g4 distractor first -> wrong
-    idx, ok = mn.top1_matches(_res(dm, [1, 2, 1], gp, [0, 0, 1], gc))
+    idx, ok = top1_matches(_res(dm, [1, 2, 1], gp, [0, 0, 1], gc))
     assert idx.tolist() == [2, 2, 4] and ok.tolist() == [False, True, False]
     # only junk left -> -1
-    idx, ok = mn.top1_matches(_res([[0.1, 0.2]], [1], [1, -1], [0], [0, 0]))
+    idx, ok = top1_matches(_res([[0.1, 0.2]], [1], [1, -1], [0], [0, 0]))
     assert idx.tolist() == [-1] and ok.tolist() == [False]
     with pytest.raises(ValueError):
-        mn.top1_matches(_res([[0.1]], [1, 2], [1], [0, 0], [1]))
+        top1_matches(_res([[0.1]], [1, 2], [1], [0, 0], [1]))
 
 
 def test_pick_top1_queries_prefers_baseline_wrong_improved_right():
@@ -180,9 +251,9 @@ def test_pick_top1_queries_prefers_baseline_wrong_improved_right():
     qp, qc = [1, 2, 3], [0, 0, 0]
     a = _res([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1]], qp, gp, qc, gc)  # ok: T F T
     b = _res([[0.1, 0.2, 0.3], [0.2, 0.1, 0.3], [0.1, 0.2, 0.3]], qp, gp, qc, gc)  # ok: T T F
-    assert mn.pick_top1_queries(a, b, 1) == [1]
-    assert mn.pick_top1_queries(a, b, 2) == [1, 0]
-    assert mn.pick_top1_queries(a, b, 3) == [1, 0, 2]
+    assert pick_top1_queries(a, b, 1) == [1]
+    assert pick_top1_queries(a, b, 2) == [1, 0]
+    assert pick_top1_queries(a, b, 3) == [1, 0, 2]
 
 
 # ------------------------------------------------------------------------ tables / rows
@@ -239,7 +310,7 @@ def test_rows_tables_and_figure_frames(tmp_path):
                                                          ["random_baseline", 4]]
     assert np.allclose(f5["rank1"], [60, 57]) and np.allclose(f5["mAP"], [48, 46])
 
-    rows = mn.magnifiernet_rows(cfg, runs, plan, iters_per_epoch=64, note="quick")
+    rows = mn.measured_rows(cfg, runs, plan, iters_per_epoch=64, note="quick")
     df = pd.DataFrame(rows)
     assert list(df.columns) == list(RESULT_COLUMNS)
     t2r = df[df["table"] == "Table 2"]
@@ -260,7 +331,7 @@ def test_rows_real_market_table2_is_extra(tmp_path):
     plan = mn.make_plan(cfg)
     runs = {"G": _run("G", 50, 40), "G+M+SAB+SFB": _run("s1", 1, 1),
             "G+M+SAB+SFB+SD": _run("sd", 62, 50, rerank=(70, 65))}
-    df = pd.DataFrame(mn.magnifiernet_rows(cfg, runs, plan, iters_per_epoch=202))
+    df = pd.DataFrame(mn.measured_rows(cfg, runs, plan, iters_per_epoch=202))
     assert set(df["dataset"]) == {"Market-1501"} and set(df["dataset_kind"]) == {"real"}
     # the stage-1 network is not a measured row (not in plan.table2_rows)
     assert sorted(set(df["variant"])) == ["G", "G+M+SAB+SFB+SD"]
@@ -361,9 +432,9 @@ def test_viz_functions_draw_and_check_inputs():
     plt.close("all")
 
 
-def test_recipe_deviations_empty_at_paper_profile():
-    assert mn.recipe_deviations(_cfg("paper")) == []
-    dev = mn.recipe_deviations(_cfg("quick"))
-    assert "backbone = 'resnet18' (paper: 'resnet50')" in dev
-    assert "random_erasing = 0.0 (paper: 0.5)" in dev
-    assert "stage 1 capped at 25 iterations" in dev
+def test_deviations_empty_at_paper_profile():
+    assert _cfg("paper").deviations() == []
+    dev = [str(d) for d in _cfg("quick").deviations()]
+    assert any(d.startswith("backbone = 'resnet18' (paper: 'resnet50')") for d in dev)
+    assert any(d.startswith("random_erasing = 0.0 (paper: 0.5)") for d in dev)
+    assert any(d.startswith("stage1_iters = 25 (paper: None)") for d in dev)
