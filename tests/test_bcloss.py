@@ -1,9 +1,10 @@
-"""reidnb.bcloss: loss dicts of 001's settings, schedule conversion, table choice, rows.
+"""reidnb.papers.bcloss: loss dicts of 001's settings, the Stage, table choice, rows, config.
 
 Expected values are worked by hand from 001 Eqs. 3-6 (recipes.md §2.2) on 2-D features.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from types import SimpleNamespace
 
@@ -11,9 +12,13 @@ import numpy as np
 import pytest
 import torch
 
-from reidnb import bcloss
-from reidnb.core.config import make_config
 from reidnb.core.results import load_published
+from reidnb.papers import bcloss
+
+
+def make_config(_notebook, profile, **kw):
+    """The 01_bcloss config at ``profile`` on the CPU (the notebook's construction)."""
+    return bcloss.Config.make(profile, device="cpu", **kw)
 
 # Unit vectors a, b (id 0) and c, d (id 1); squared distances:
 # ab 0.8, ac 2, ad 4, bc 0.4, bd 3.2, cd 2.
@@ -70,41 +75,47 @@ def test_losses_for_fresh_centres_and_errors():
 
 
 def test_published_variant_strings_exist_in_the_csv():
-    pub = load_published("bcloss", "Table 1")
     for v in bcloss.VARIANTS:
-        method, text, extra = bcloss.published_variant(v)
-        assert not extra
-        assert ((pub["method"] == method) & (pub["variant"] == text)).sum() == 4
-    method, text, extra = bcloss.published_variant("joint", lam=0.5)
-    assert extra and "lambda=0.5" in text
+        cells = bcloss.PUBLISHED[v]
+        assert [c.table for c in cells] == ["Table 1", "Table 2"]
+        for c in cells:
+            pub = load_published("bcloss", c.table)
+            assert ((pub["method"] == c.method) & (pub["variant"] == c.variant)).sum() \
+                == len(c.metrics) == {"Table 1": 4, "Table 2": 2}[c.table]
+    # lambda other than 1: the joint variant names it and matches no published row
+    cells = bcloss.table_cells(make_config("01_bcloss", "smoke", lam=0.5),
+                               {"joint": [object()]})
+    (cell,) = cells["joint"]
+    assert "lambda=0.5" in cell.variant and "lambda=1" not in cell.variant
 
 
 def _cfg(**kw):
-    base = dict(batch_size=16, epochs=None, max_iters=None, lr=0.01, lr_step_iters=None,
-                lr_milestones=())
+    """A config stating its own schedule (paper profile defaults: 16 images, lr 0.01)."""
+    base = dict(epochs=None, max_iters=None, lr_step_iters=None, lr_milestones=())
     base.update(kw)
-    return SimpleNamespace(options=base, **base)
+    return dataclasses.replace(make_config("01_bcloss", "paper"), **base)
 
 
 def test_schedule_paper_iterations_to_epochs():
-    s = bcloss.schedule_for(_cfg(max_iters=50000, lr_step_iters=20000), 12936)
+    s = bcloss.main_stage(make_config("01_bcloss", "paper"), 12936)
     assert s.iters_per_epoch == 808                 # 12936 // 16
     assert s.epochs == 62                           # ceil(50000 / 808)
     assert s.milestones == (25, 50)                 # 20000/808 = 24.75, 40000/808 = 49.5
-    assert s.total_iters == 50000
-    assert "20000 -> 20200" in s.text
+    assert s.iters == 50000
+    assert (s.lr, s.batch_size, s.sampler, s.optimizer) == (0.01, 16, "random", "sgd")
+    assert "20000 -> run at 20200" in s.describe()
 
 
 def test_schedule_quick_epochs_and_smoke_cap():
-    s = bcloss.schedule_for(_cfg(epochs=6, lr_milestones=(4,), lr=0.05), 2001)
-    assert (s.iters_per_epoch, s.epochs, s.milestones, s.total_iters) == (125, 6, (4,), 750)
+    s = bcloss.main_stage(_cfg(epochs=6, lr_milestones=(4,), lr=0.05), 2001)
+    assert (s.iters_per_epoch, s.epochs, s.milestones, s.iters) == (125, 6, (4,), 750)
     assert s.lr == 0.05
-    s = bcloss.schedule_for(_cfg(epochs=1, max_iters=4), 200)
-    assert (s.epochs, s.total_iters) == (1, 4)
+    s = bcloss.main_stage(_cfg(epochs=1, max_iters=4), 200)
+    assert (s.epochs, s.iters) == (1, 4)
     with pytest.raises(ValueError, match="no batch of 16"):
-        bcloss.schedule_for(_cfg(epochs=1), 15)
+        bcloss.main_stage(_cfg(epochs=1), 15)
     with pytest.raises(ValueError, match="neither epochs nor max_iters"):
-        bcloss.schedule_for(_cfg(), 100)
+        bcloss.main_stage(_cfg(), 100)
 
 
 def test_table_for_follows_the_dataset_run():
@@ -128,8 +139,8 @@ class _FakeRun:
 def test_rows_mean_over_runs_synthetic_table1():
     cfg = make_config("01_bcloss", "smoke")
     groups = {"softmax": [_FakeRun(20, 10), _FakeRun(30, 20)], "joint": [_FakeRun(40, 30)]}
-    rows = bcloss.bcloss_rows(cfg, groups, note="1 run at smoke",
-                              sweep={1.0: groups["joint"], 0.5: [_FakeRun(35, 25)]})
+    rows = bcloss.measured_rows(cfg, groups, note="1 run at smoke",
+                                sweep={1.0: groups["joint"], 0.5: [_FakeRun(35, 25)]})
     df = __import__("pandas").DataFrame(rows)
     assert set(df["table"]) == {"Table 1"} and set(df["dataset_kind"]) == {"synthetic"}
     base = df[df["method"] == "Baseline"].set_index("metric")["value"]
@@ -144,7 +155,7 @@ def test_rows_mean_over_runs_synthetic_table1():
 
 def test_rows_duke_table2_has_two_metrics():
     cfg = make_config("01_bcloss", "smoke", dataset="dukemtmcreid")
-    rows = bcloss.bcloss_rows(cfg, {"joint": [_FakeRun(70, 50)]})
+    rows = bcloss.measured_rows(cfg, {"joint": [_FakeRun(70, 50)]})
     assert [(r["table"], r["dataset"], r["metric"]) for r in rows] == [
         ("Table 2", "DukeMTMC-reID", "rank1"), ("Table 2", "DukeMTMC-reID", "mAP")]
     assert {r["dataset_kind"] for r in rows} == {"real"}
@@ -169,26 +180,32 @@ def test_chance_level_by_hand():
     assert 60.0 <= c["mAP"] <= 90.0
 
 
-def test_sweep_schedule_shorter_and_same():
-    main = bcloss.schedule_for(_cfg(epochs=6, lr_milestones=(4,)), 2000)
-    assert bcloss.sweep_schedule(_cfg(epochs=6, lr_milestones=(4,)), 2000) == main
-    short = bcloss.sweep_schedule(_cfg(epochs=6, lr_milestones=(4,), sweep_epochs=3), 2000)
-    assert (short.epochs, short.milestones, short.total_iters) == (3, (), 375)
-    assert "shortened to 3 epochs" in short.text
+def test_sweep_stage_shorter_and_same():
+    main = bcloss.main_stage(_cfg(epochs=6, lr_milestones=(4,)), 2000)
+    assert bcloss.sweep_stage(_cfg(epochs=6, lr_milestones=(4,)), 2000) == main
+    short = bcloss.sweep_stage(_cfg(epochs=6, lr_milestones=(4,), sweep_epochs=3), 2000)
+    assert (short.epochs, short.milestones, short.iters) == (3, (), 375)
+    assert short != main and "tau sweep" in short.describe()
 
 
-def test_recipe_deviations_paper_profile_is_clean():
+def test_deviations_paper_profile_is_clean():
     paper = make_config("01_bcloss", "paper")
-    sched = bcloss.schedule_for(paper, 12936)
-    assert bcloss.recipe_deviations(paper, schedule=sched, sweep=sched,
-                                    pretrained_loaded=True) == []
+    stage = bcloss.main_stage(paper, 12936)
+    assert paper.deviations() == []
+    assert bcloss.run_deviations(paper, stage=stage, pretrained_loaded=True) == []
     quick = make_config("01_bcloss", "quick", dropout=0.5, runs=2)
-    dev = bcloss.recipe_deviations(quick, schedule=bcloss.schedule_for(quick, 2079),
-                                   pretrained_loaded=False)
-    assert "dropout 0.5 (paper 0.9)" in dev
-    assert "2 run(s) per setting (paper: mean of 5)" in dev
-    assert "random initialisation (paper: ImageNet weights)" in dev
-    assert any(d.startswith("backbone resnet18") for d in dev)
+    dev = {d.name: d for d in quick.deviations()}
+    assert (dev["dropout"].value, dev["dropout"].paper) == (0.5, 0.9)
+    assert "at chance" in dev["dropout"].reason
+    assert (dev["runs"].value, dev["runs"].paper) == (2, 5)
+    assert (dev["backbone"].value, dev["backbone"].paper) == ("resnet18", "resnet50")
+    assert all(d.reason for d in quick.deviations()), "every quick deviation has a reason"
+    extra = bcloss.run_deviations(quick, stage=bcloss.main_stage(quick, 2079),
+                                  pretrained_loaded=False)
+    assert "random initialisation (paper: ImageNet weights)" in extra
+    assert extra[1].startswith("387 iterations")      # 3 x (2079 // 16)
+    note = bcloss.row_note(quick, extra)
+    assert "dropout 0.5 (paper 0.9)" in note and "runs 2 (paper 5)" in note
 
 
 def test_pick_queries_disagreements_first():
@@ -205,3 +222,47 @@ def test_pick_queries_disagreements_first():
     other = SimpleNamespace(**{**vars(b), "q_pids": np.array([3, 2, 1])})
     with pytest.raises(ValueError, match="different query sets"):
         bcloss.pick_queries(a, other)
+
+
+# The old profiles of 01_bcloss (before the paper package): Config.make must resolve to them.
+OLD_OPTIONS = {
+    "smoke": dict(backbone="resnet18", batch_size=16, center_lr=0.5, dropout=0.9, epochs=1,
+                  eval_flip=False, height=64, lam=1.0, lr=0.01, lr_milestones=(),
+                  lr_step_iters=None, max_iters=4, max_test_pids=None, max_train_pids=None,
+                  pretrained=False, runs=1, sweep_epochs=None, synthetic_size="smoke",
+                  tau=1.0, taus=(1.0, 1.5), width=32, workers=0),
+    "quick": dict(backbone="resnet18", batch_size=16, center_lr=0.5, dropout=0.5, epochs=3,
+                  eval_flip=False, height=64, lam=1.0, lr=0.01, lr_milestones=(),
+                  lr_step_iters=None, max_iters=None, max_test_pids=150, max_train_pids=None,
+                  pretrained="auto", runs=1, sweep_epochs=None, synthetic_size="quick",
+                  tau=1.0, taus=(1.0,), width=32, workers=2),
+    "paper": dict(backbone="resnet50", batch_size=16, center_lr=0.5, dropout=0.9,
+                  epochs=None, eval_flip=False, height=256, lam=1.0, lr=0.01,
+                  lr_step_iters=20000, max_iters=50000, max_test_pids=None,
+                  max_train_pids=None, pretrained=True, runs=5, sweep_epochs=None,
+                  synthetic_size="quick", tau=1.0, taus=(0.5, 1.0, 1.5), width=128,
+                  workers=8),
+}
+OLD_DATASET = {"smoke": "synthetic", "quick": "synthetic", "paper": "market1501"}
+
+
+@pytest.mark.parametrize("profile", sorted(OLD_OPTIONS))
+def test_config_equals_the_old_profiles(profile):
+    d = make_config("01_bcloss", profile, output_dir="/tmp/o").to_dict()
+    assert d["dataset"] == OLD_DATASET[profile] and d["notebook"] == "01_bcloss"
+    got = {k: d["options"][k] for k in OLD_OPTIONS[profile]}
+    assert got == OLD_OPTIONS[profile]
+
+
+@pytest.mark.parametrize("profile,n,want", [
+    # (profile, train images, (iters, iters/epoch, epochs, milestones)) as the old
+    # schedule_for gave them: synthetic smoke / quick sets, Market-1501, DukeMTMC-reID.
+    ("smoke", 84, (4, 5, 1, ())),
+    ("quick", 2079, (387, 129, 3, ())),
+    ("paper", 12936, (50000, 808, 62, (25, 50))),
+    ("paper", 16522, (50000, 1032, 49, (19, 39))),
+])
+def test_stage_equals_the_old_schedule(profile, n, want):
+    s = bcloss.main_stage(make_config("01_bcloss", profile), n)
+    assert (s.iters, s.iters_per_epoch, s.epochs, s.milestones) == want
+    assert bcloss.sweep_stage(make_config("01_bcloss", profile), n) == s

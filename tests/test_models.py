@@ -10,7 +10,7 @@ import torchvision.models as tvm
 
 from reidnb.models import backbones
 from reidnb.models import ResNetBackbone, build_model, list_models, register_model
-from reidnb.models.bcloss_net import BCLossNet
+from reidnb.papers.bcloss.model import BCLossNet
 from reidnb.models.layers import BNNeck
 
 N, H, W, NUM_CLASSES = 4, 64, 32, 5

@@ -13,6 +13,7 @@ import pytest
 from reidnb.core import compare as C
 from reidnb.core import results as R
 from reidnb.core.config import make_config
+from reidnb.papers import bcloss  # noqa: F401  (registers the 01_bcloss config)
 
 BC_BASE = dict(method="Baseline", variant="ResNet50, softmax only")
 BC_OURS = dict(method="Ours", variant="ResNet50, softmax + batch-contrastive loss (lambda=1)")

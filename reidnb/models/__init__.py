@@ -60,7 +60,6 @@ def build_model(name: str, num_classes: int, **kw) -> nn.Module:
 
 
 from .backbones import ResNetBackbone  # noqa: E402
-from . import bcloss_net  # noqa: E402,F401
 
 # Model files written alongside register themselves when present.
 for _m in ("sal", "maskreid", "magnifiernet"):

@@ -12,9 +12,9 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from . import register_model
-from .backbones import ResNetBackbone
-from .layers import GAPHead, check_num_classes, weights_init_classifier
+from ...models import register_model
+from ...models.backbones import ResNetBackbone
+from ...models.layers import GAPHead, check_num_classes, weights_init_classifier
 
 __all__ = ["BCLossNet"]
 
