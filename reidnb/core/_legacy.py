@@ -10,23 +10,6 @@ from .config import RunConfig
 
 NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "00_data": {"smoke": {}, "quick": {}, "paper": {}},
-    "01_bcloss": {  # 001 §3.2; reidnb/bcloss.py reads these (schedule_for, train_variant)
-        "smoke": dict(batch_size=16, lr=0.01, lr_step_iters=None, lr_milestones=(),
-                      dropout=0.9, tau=1.0, lam=1.0, center_lr=0.5, runs=1,
-                      taus=(1.0, 1.5), sweep_epochs=None),
-        # quick deviates from 001 (printed by the notebook): dropout 0.5, not 0.9 (from random
-        # init, dropout 0.9 left the softmax at chance: loss ~ln(300) after 6 epochs, rank-1
-        # 1.3%); 64x32 images (128x64 x 2 epochs cost about 64x32 x 4.5 epochs and reached
-        # rank-1 5.4/11.1% softmax/joint vs 12.2/19.8% for 64x32 x 4 epochs; synthetic v1.1);
-        # no tau sweep (it is reidnb's addition, 001 gives no tau; measured on synthetic v1.1
-        # at this profile: tau 0.5 12.9/11.4 vs tau 1.0 12.3/11.2 rank-1/mAP; ~1 min a value)
-        "quick": dict(batch_size=16, height=64, width=32, epochs=3, lr=0.01,
-                      lr_step_iters=None, lr_milestones=(), dropout=0.5, tau=1.0, lam=1.0,
-                      center_lr=0.5, runs=1, taus=(1.0,), sweep_epochs=None),
-        "paper": dict(batch_size=16, epochs=None, max_iters=50000, lr_step_iters=20000,
-                      lr=0.01, dropout=0.9, tau=1.0, lam=1.0, center_lr=0.5, runs=5,
-                      taus=(0.5, 1.0, 1.5), sweep_epochs=None),
-    },
     # 03_sal (recipes.md §4; reidnb/sal_recipes.py): Table 1 settings with the two-stage
     # schedule of 004 §4.1 (stage 1 softmax (+SAC), random batches; stage 2 Eq. 6, P x K),
     # stage-1 runs shared between settings with the same stage-1 recipe; Tables 2/3 = setting
