@@ -178,3 +178,54 @@ def test_failing_run_stops_and_still_renders(nbdir, tmp_path, capsys):
     assert "rank1 60.00, mAP 29.50 (synthetic)" in rows["01_first"]
     cfg = json.loads((out / "results" / "01_first.config.json").read_text())
     assert cfg["output_dir"] == str(out)
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--data-root", "/tmp"], "--data-root given without --dataset"),
+    (["--device", "cuda:7"] if not __import__("torch").cuda.is_available() else ["--device", "mps"],
+     "--device: device"),
+    (["--dataset", "market"], "unknown dataset 'market'"),
+    (["-p", "seed=1.7", "--only", "01"], "seed=1.7"),
+    (["-p", "seed=notanint", "--only", "01"], "seed='notanint'"),
+])
+def test_bad_input_is_refused_before_any_kernel(argv, msg, tmp_path, capsys):
+    rc = cli_main(["report", "--profile", "smoke", "--output-dir", str(tmp_path / "o"), *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and msg in err, err
+    assert not (tmp_path / "o" / "executed").exists()
+
+
+def test_unwritable_output_dir_is_a_usage_error(tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        blocked = tmp_path / "file"          # root ignores permissions: a file in the way
+        blocked.write_text("x")
+        out = blocked / "sub"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        out = ro / "sub"
+    rc = cli_main(["report", "--profile", "smoke", "--only", "05", "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is not writable" in err and str(out) in err
+
+
+def test_ctrl_c_still_writes_the_index(nbdir, tmp_path, monkeypatch, capsys):
+    import papermill
+
+    real = papermill.execute_notebook
+    calls = {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    out = tmp_path / "out"
+    rc = report.main(["--profile", "smoke", "--notebooks-dir", str(nbdir), "--output-dir", str(out)])
+    assert rc == 130
+    page = (out / "index.html").read_text()
+    assert "01_first" in page and "interrupted (Ctrl-C)" in page

@@ -32,12 +32,13 @@ import html
 import json
 import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .config import PROFILE_NAMES, PROJECT_ROOT
-from .utils import atomic_write_text
+from .utils import atomic_write_text, resolve_device
 
 __all__ = ["ReportError", "NotebookRun", "discover_notebooks", "select_notebooks",
            "parse_param", "plan_parameters", "run_report", "render_html", "write_index",
@@ -161,8 +162,36 @@ def plan_parameters(notebooks: Sequence[Path], params: dict[str, Any],
                           for nb, names in declared.items())
         raise ReportError(f"unknown parameter(s) {', '.join(unknown)}: not declared by any "
                           f"selected notebook. Valid names:\n{valid}")
-    return {nb: {k: v for k, v in params.items() if k in names}
-            for nb, names in declared.items()}
+    plans = {nb: {k: v for k, v in params.items() if k in names}
+             for nb, names in declared.items()}
+    for nb, plan in plans.items():
+        info = papermill.inspect_notebook(str(nb))
+        for name, value in plan.items():
+            _check_against_default(nb, name, value, info[name].get("default"))
+    return plans
+
+
+def _check_against_default(nb: Path, name: str, value: Any, default_src: str | None) -> None:
+    """Refuse a value whose type differs from the literal default of the notebook's
+    parameters cell (``seed = 0`` takes an int, not ``1.7`` or ``"x"``); ``None`` defaults
+    take anything (the notebook's config checks those).
+
+    Raises:
+        ReportError: names the notebook, the parameter, the value and the type expected.
+    """
+    try:
+        default = ast.literal_eval(default_src) if default_src is not None else None
+    except (ValueError, SyntaxError):
+        return
+    if default is None or value is None:
+        return
+    want = type(default)
+    ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+    ok = ok or (want is float and isinstance(value, int) and not isinstance(value, bool))
+    if not ok:
+        raise ReportError(f"parameter {name}={value!r} for {nb.stem}: expected "
+                          f"{want.__name__} like its default {default!r}, got "
+                          f"{type(value).__name__}")
 
 
 # --------------------------------------------------------------------------- running
@@ -191,7 +220,8 @@ def _describe_failure(name: str, exc: BaseException) -> str:
 
 def run_report(notebooks: Sequence[Path], selected: Sequence[Path], output_dir: Path,
                plans: dict[Path, dict[str, Any]], *, kernel_name: str = "python3",
-               prompts: bool = True, log: Callable[[str], None] = print) -> list[NotebookRun]:
+               prompts: bool = True, log: Callable[[str], None] = print,
+               progress: list[NotebookRun] | None = None) -> list[NotebookRun]:
     """Execute ``selected`` (in order) with papermill, render HTML, stop at the first failure.
 
     Args:
@@ -199,6 +229,9 @@ def run_report(notebooks: Sequence[Path], selected: Sequence[Path], output_dir: 
         selected: the ones to execute.
         output_dir: absolute; gets ``executed/`` and ``html/``.
         plans: per-notebook parameters (:func:`plan_parameters`).
+        progress: a list filled in place with the runs as they are made, so a caller
+            interrupted by Ctrl-C still knows what ran (the running one has status
+            ``"running"``).
 
     Returns:
         one :class:`NotebookRun` per discovered notebook, in order.
@@ -206,12 +239,15 @@ def run_report(notebooks: Sequence[Path], selected: Sequence[Path], output_dir: 
     import papermill
 
     runs = [NotebookRun(nb.stem, nb, parameters=plans.get(nb, {})) for nb in notebooks]
+    if progress is not None:
+        progress[:] = runs
     todo = [r for r in runs if r.path in set(selected)]
     for i, run in enumerate(todo, 1):
         run.executed = output_dir / "executed" / run.path.name
         run.executed.parent.mkdir(parents=True, exist_ok=True)
         log(f"[{i}/{len(todo)}] {run.name}: running ({_fmt_params(run.parameters)})")
         run.started = time.time()
+        run.status = "running"
         t0 = time.perf_counter()
         try:
             papermill.execute_notebook(
@@ -349,8 +385,33 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Execute the notebooks with papermill, render HTML, write index.html."))
 
 
-def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
-    """Run a report for parsed ``args``; returns the exit status (0 ok, 1 failed, 2 usage)."""
+def _check_writable(folder: Path) -> None:
+    """Create ``folder`` and write a probe file in it.
+
+    Raises:
+        ReportError: the folder cannot be created or written (names it and the OS reason).
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as e:
+        raise ReportError(f"--output-dir {folder} is not writable: {e.strerror or e}; "
+                          "choose another folder") from None
+
+
+def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None, *,
+                  check: Callable[[Path, dict[str, Any]], None] | None = None) -> int:
+    """Run a report for parsed ``args``; returns the exit status (0 ok, 1 failed, 2 usage,
+    130 interrupted).
+
+    Before any kernel starts: parameter names and literal types are checked against each
+    notebook's parameters cell, ``--data-root`` without ``--dataset`` is refused (it would
+    silently train on the synthetic set), the device must exist, the output folder must
+    be writable, and ``check(notebook, parameters)`` (the CLI passes one that builds each
+    notebook's config) may refuse with a ValueError. Ctrl-C during the run still writes
+    ``index.html`` for what ran.
+    """
     try:
         params: dict[str, Any] = {}
         for text in args.parameter:
@@ -365,22 +426,48 @@ def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None) -
             params["dataset"] = args.dataset
         if args.data_root is not None:
             params["data_root"] = str(Path(args.data_root).expanduser().resolve())
+        if args.data_root is not None and args.dataset is None:
+            raise ReportError("--data-root given without --dataset: name the dataset it holds "
+                              "(market1501, dukemtmcreid, cuhk03np-labeled, cuhk03np-detected);"
+                              " without it the profile's synthetic set would be generated "
+                              "inside that folder")
         if args.device is not None:
+            try:
+                resolve_device(args.device)
+            except ValueError as e:
+                raise ReportError(f"--device: {e}") from None
             params["device"] = args.device
         notebooks = discover_notebooks(Path(args.notebooks_dir).expanduser().resolve())
         selected = select_notebooks(notebooks, args.only)
         plans = plan_parameters(selected, params)
+        for nb in selected:
+            if check is not None:
+                try:
+                    check(nb, plans[nb])
+                except ValueError as e:
+                    raise ReportError(f"{nb.stem}: {e}") from None
+        _check_writable(output_dir)
     except ReportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    output_dir.mkdir(parents=True, exist_ok=True)
     print(f"reidnb report: {len(selected)} notebook(s), profile {args.profile}, "
           f"output {output_dir}", flush=True)
-    runs = run_report(notebooks, selected, output_dir, plans, prompts=not args.no_prompt,
-                      log=lambda s: print(s, flush=True))
+    runs: list[NotebookRun] = []
+    interrupted = False
+    try:
+        runs = run_report(notebooks, selected, output_dir, plans, prompts=not args.no_prompt,
+                          log=lambda s: print(s, flush=True), progress=runs)
+    except KeyboardInterrupt:
+        interrupted = True
+        for r in runs:
+            if r.status == "running":
+                r.status, r.error = "failed", f"notebook {r.name} interrupted (Ctrl-C)"
     command = "python -m reidnb report " + " ".join(argv or [])
     index = write_index(runs, output_dir, command=command.strip())
     print(f"index: {index}", flush=True)
+    if interrupted:
+        print("error: interrupted; index.html lists what ran", file=sys.stderr)
+        return 130
     failed = [r for r in runs if r.status == "failed"]
     if failed:
         print(f"error: {failed[0].error}", file=sys.stderr)

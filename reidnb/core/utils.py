@@ -39,16 +39,25 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """Turn ``"auto"`` into ``cuda`` when a GPU is visible, else ``cpu``.
 
     Raises:
-        ValueError: ``device`` names CUDA but none is available.
+        ValueError: an unknown device string, or ``device`` names CUDA or MPS but torch
+            sees none.
     """
     if isinstance(device, torch.device):
         dev = device
     elif device in (None, "", "auto"):
         dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
-        dev = torch.device(device)
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"device {device!r} is not a torch device; use auto, cpu, cuda "
+                             "or cuda:N") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} was asked for but torch sees no CUDA device; "
+                         "use device='auto' or 'cpu'")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None)
+                                  and torch.backends.mps.is_available()):
+        raise ValueError(f"device {device!r} was asked for but torch sees no MPS device; "
                          "use device='auto' or 'cpu'")
     return dev
 
