@@ -281,3 +281,18 @@ def test_plot_measured_vs_published():
     assert "synthetic (not comparable)" in [t.get_text() for t in ax.get_legend().get_texts()]
     empty = plot_measured_vs_published(C.compare_all(_measured().iloc[:0]))
     assert "no measured results yet" in empty.axes[0].texts[0].get_text()
+
+
+def test_stale_results_are_named(tmp_path):
+    import os
+
+    res = tmp_path / "results"
+    res.mkdir()
+    (res / "01_bcloss.csv").write_text("x")
+    (res / "01_bcloss.config.json").write_text("{}")
+    (res / "02_maskreid.config.json").write_text("{}")
+    (res / "02_maskreid.csv").write_text("x")
+    os.utime(res / "01_bcloss.csv", (1_000_000, 1_000_000))      # CSV from an older run
+    os.utime(res / "02_maskreid.config.json", (1_000_000, 1_000_000))
+    stale = R.stale_results(tmp_path)
+    assert list(stale) == ["01_bcloss"] and "did not finish" in stale["01_bcloss"]

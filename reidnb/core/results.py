@@ -53,7 +53,7 @@ __all__ = [
     "PAPER_COLUMNS", "RUN_COLUMNS", "RESULT_COLUMNS", "COMPARE_COLUMNS", "METRICS",
     "PAPER_IDS", "DATASET_NAMES", "TABLE_NOTEBOOKS",
     "load_published", "result_rows", "write_results", "read_results", "results_overview",
-    "headline", "Cell", "published_rows",
+    "headline", "Cell", "published_rows", "is_published", "stale_results",
 ]
 
 #: Columns of the published CSV (papers/README.md "CSV conventions").
@@ -415,6 +415,27 @@ def read_results(output_dir: str | Path) -> pd.DataFrame:
                                           int if c in _INT_COLUMNS else str)
                              for c in ("notebook", *RESULT_COLUMNS)})
     return pd.concat(frames, ignore_index=True)
+
+
+def stale_results(output_dir: str | Path) -> dict[str, str]:
+    """Notebooks whose results CSV is older than their last run's start.
+
+    A notebook saves ``results/<notebook>.config.json`` when it starts and writes
+    ``results/<notebook>.csv`` when it ends; a config newer than the CSV means the last run
+    did not finish (failed or interrupted), so the CSV beside it is from an earlier run
+    with possibly other settings.
+
+    Returns:
+        notebook -> a sentence saying so (empty when every CSV is current).
+    """
+    folder = Path(output_dir) / "results"
+    out = {}
+    for csv in sorted(folder.glob("*.csv")):
+        cfg = csv.with_suffix(".config.json")
+        if cfg.exists() and cfg.stat().st_mtime > csv.stat().st_mtime + 1.0:
+            out[csv.stem] = (f"{csv.name} is older than {cfg.name}: the last run of {csv.stem} "
+                             "did not finish; its numbers are from an earlier run")
+    return out
 
 
 def results_overview(measured: pd.DataFrame) -> pd.DataFrame:
