@@ -68,7 +68,8 @@ def rng_state() -> dict:
 
 def set_rng_state(state: Mapping) -> None:
     torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+    if state["cuda"] and torch.cuda.is_available() \
+            and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"],
@@ -98,8 +99,11 @@ def read_checkpoint(path: Path, *, model_class: str, terms: Sequence[str], optim
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - re-raised with the path
-        raise CheckpointError(f"cannot load checkpoint {path} with weights_only=True: "
-                              f"{type(e).__name__}: {e}") from e
+        why = str(e).splitlines()[0] if str(e) else "empty file"
+        raise CheckpointError(f"cannot load checkpoint {path} with weights_only=True "
+                              f"({type(e).__name__}: {why}). "
+                              "It is the run's resumable state: delete it to train the run "
+                              "from the start (or its whole run folder)") from None
     if not isinstance(ck, Mapping):
         raise CheckpointError(f"{path}: expected a dict with keys {list(CHECKPOINT_KEYS)}, "
                               f"got {type(ck).__name__}")

@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -554,8 +555,14 @@ class Trainer:
             raise FloatingPointError(f"not writing {path}: non-finite parameters {_short(bad)} "
                                      f"at iteration {self.iteration}; the previous file is kept")
         state = self.state_dict()
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        try:
+            with atomic_path(path) as tmp:
+                torch.save(state, tmp)
+        except (OSError, RuntimeError) as e:   # torch reports a full disk as RuntimeError
+            free = shutil.disk_usage(path.parent).free if path.parent.exists() else -1
+            raise OSError(f"could not write checkpoint {path} ({type(e).__name__}: "
+                          f"{str(e).splitlines()[0]}); {free / 2**20:.0f} MiB free on that "
+                          "disk (full?). The previous checkpoint is kept unchanged") from e
         self._ckpt_iteration = self.iteration
         return path
 

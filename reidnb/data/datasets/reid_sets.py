@@ -141,8 +141,9 @@ def _scan_split(folder: Path, spec: _Spec, *, required: bool = True
 
     Raises:
         FileNotFoundError: the folder is missing (when ``required``) or is not a folder.
-        ValueError: the folder has no images, an image name does not match the dataset's
-            pattern, or a camera index is out of range.
+        ValueError: the folder has no images (when ``required``; an optional folder such as
+            ``gt_bbox/`` may be empty, like a missing one), an image name does not match the
+            dataset's pattern, or a camera index is out of range.
     """
     if not folder.is_dir():
         if folder.exists():
@@ -181,7 +182,7 @@ def _scan_split(folder: Path, spec: _Spec, *, required: bool = True
             f"{len(bad)} file(s) in {folder} do not match the {spec.title} name pattern "
             f"{spec.pattern_text} (regex {spec.pattern.pattern}), e.g. {folder / bad[0]}"
             + (f", {bad[1]}" if len(bad) > 1 else ""))
-    if not items:
+    if not items and required:
         raise ValueError(f"{spec.title}: split folder {folder} holds no images named "
                          f"{spec.pattern_text}" + (f" (only {skipped[:3]})" if skipped else ""))
     return items, skipped
@@ -247,6 +248,9 @@ def _build(spec: _Spec, root: Path, kind: str) -> ReIDDataset:
         if not (root / MULTI_QUERY_DIR).is_dir():
             notes.append(f"{MULTI_QUERY_DIR}/ not found under {root}: multi-query evaluation "
                          "is unavailable")
+        elif not gt_items:
+            notes.append(f"{MULTI_QUERY_DIR}/ under {root} holds no images: multi-query "
+                         "evaluation is unavailable")
         elif skipped:
             notes.append(f"{MULTI_QUERY_DIR}/: skipped {len(skipped)} non-image entries")
 

@@ -422,11 +422,18 @@ def load_parser(path: str | os.PathLike, device: str | torch.device = "cpu"
         ``arch`` and ``path``.
 
     Raises:
-        ValueError: the file is not a reidnb parser checkpoint, or its tensors do not fit
-            the architecture (message names the file and the mismatched keys).
+        ValueError: the file is unreadable (empty, truncated, not a torch file), not a
+            reidnb parser checkpoint, or its tensors do not fit the architecture (the
+            message names the file, says it is a safe-to-delete cache and lists the
+            mismatched keys).
     """
     path = Path(path)
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - unreadable, empty or truncated: say which file
+        raise ValueError(f"parser checkpoint {path} is unreadable ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'empty file'}); it is a "
+                         "cache: delete it and a new parser is trained") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != _CKPT_FORMAT:
         raise ValueError(f"{path} is not a reidnb parser checkpoint (expected format "
                          f"{_CKPT_FORMAT!r}); delete it to train a new parser")
