@@ -201,6 +201,27 @@ def test_labels_source_converts_and_caches(tiny_market, tmp_path, capsys):
                        cache_root=tmp_path / "cache2", verbose=False)
 
 
+def test_bad_cached_pngs_are_checked_on_attach(tiny_market, tmp_path, capsys):
+    ds = _load(tiny_market)
+    cache = tmp_path / "cache"
+    out, _ = M.attach_masks(ds, source="labels", splits=("train",), cache_root=cache,
+                            verbose=False)
+    good_parts = _png(out.train[1].parts).copy()
+    trunc = Path(out.train[0].mask)
+    trunc.write_bytes(trunc.read_bytes()[:40])                       # truncated PNG
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(out.train[1].parts)   # wrong size
+    Image.fromarray(np.full((128, 64), 9, np.uint8)).save(out.train[2].parts)  # label 9
+    with pytest.raises(ValueError, match=r"cached mask .* is unreadable.*cache file: delete it"):
+        M.attach_masks(ds, source="labels", splits=("train",), cache_root=cache,
+                       repair=False, verbose=False)
+    out2, info = M.attach_masks(ds, source="labels", splits=("train",), cache_root=cache,
+                                verbose=True)
+    assert info["splits"]["train"] == {"labels": 6, "cached": 3, "written": 3}
+    assert len(info["repaired"]) == 3 and "10x10" in " ".join(info["repaired"])
+    assert "3 bad cached PNG(s) recomputed" in capsys.readouterr().out
+    np.testing.assert_array_equal(_png(out2.train[1].parts), good_parts)
+
+
 def test_label_size_mismatch_names_both_paths(tiny_market, tmp_path):
     lab_path = tiny_market / "bounding_box_train_parsing_pgt" / f"{TRAIN[1]}.png"
     Image.fromarray(np.zeros((64, 32), np.uint8)).save(lab_path)

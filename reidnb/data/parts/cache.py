@@ -63,7 +63,7 @@ def attach_masks(dataset, *, source: str = "auto", cache_root: str | os.PathLike
                  parser_checkpoint: str | os.PathLike | None = None,
                  parser_max_iters: int | None = None, fcn_name: str = "fcn_resnet101",
                  batch_size: int = 128, workers: int = 0, device: str = "auto",
-                 num_threads: int | None = None, seed: int = 0,
+                 num_threads: int | None = None, seed: int = 0, repair: bool = True,
                  verbose: bool = True) -> tuple[Any, dict[str, Any]]:
     """Give every record of ``splits`` a foreground-mask and part-map path (PNG).
 
@@ -100,6 +100,10 @@ def attach_masks(dataset, *, source: str = "auto", cache_root: str | os.PathLike
         num_threads: torch CPU threads while this runs (restored after); ``None`` leaves
             the setting alone. On a CPU shared by several busy processes 1 thread can be
             many times faster than 2 (OpenMP threads wait for each other).
+        repair: cached PNGs are checked before reuse (decodable, single channel, the
+            image's size, labels in range: masks 0/255, parts 0..7); a bad one is
+            recomputed when ``repair`` (and counted in ``info["repaired"]``), else a
+            ValueError names it as a safe-to-delete cache file.
         device, seed, verbose: as usual; ``verbose`` prints counts, skips and timings.
 
     Returns:
@@ -137,7 +141,7 @@ def _torch_threads(n: int | None) -> Iterator[None]:
 def _attach(dataset, *, source, cache_root, splits, multi_query, label_root, parser_epochs,
             parser_max_images, parser_batch_size, parser_arch, parser_class_weights,
             parser_checkpoint, parser_max_iters, fcn_name, batch_size, workers, device,
-            num_threads, seed, verbose):
+            num_threads, seed, repair, verbose):
     """:func:`attach_masks` without the thread setting (same arguments)."""
     if source not in ("auto",) + SOURCES:
         raise ValueError(f"unknown mask source {source!r}; expected 'auto' or one of {SOURCES}")
@@ -192,7 +196,8 @@ def _attach(dataset, *, source, cache_root, splits, multi_query, label_root, par
         plan[s] = choice
 
     label_store = _Store(root, "labels", {"source": "labels", "mapping": MAPPING_VERSION},
-                         verbose)
+                         verbose, repair=repair)
+    stores = [label_store]
     new: dict[str, list] = {s: list(recs) for s, recs in lists.items()}
 
     def serve_labels():
@@ -238,7 +243,9 @@ def _attach(dataset, *, source, cache_root, splits, multi_query, label_root, par
         if model is not None:
             info["parser"], info["parser_trained"] = pinfo, pinfo.get("trained_now", False)
             store = _Store(root, "parser", {"source": "parser",
-                                            "parser_id": pinfo["parser_id"]}, verbose)
+                                            "parser_id": pinfo["parser_id"]}, verbose,
+                           repair=repair)
+            stores.append(store)
             _serve_predicted(lists, todo, new, store, info, "parser",
                              lambda paths: predict_parts(model, paths, batch_size=batch_size,
                                                          device=device, workers=workers),
@@ -251,7 +258,9 @@ def _attach(dataset, *, source, cache_root, splits, multi_query, label_root, par
         if fcn_model is None:
             fcn_model = fcn._try_load_fcn(fcn_name)
         if fcn_model is not None:
-            store = _Store(root, "fcn", {"source": "fcn", "model": fcn_name}, verbose)
+            store = _Store(root, "fcn", {"source": "fcn", "model": fcn_name}, verbose,
+                           repair=repair)
+            stores.append(store)
             _serve_predicted(lists, todo, new, store, info, "fcn",
                              lambda paths: fcn.predict_fcn_masks(fcn_model, paths,
                                                              device=device),
@@ -281,6 +290,7 @@ def _attach(dataset, *, source, cache_root, splits, multi_query, label_root, par
         out.multi_query = {q: [by_path[r.path] for r in g]
                            for q, g in dataset.multi_query.items()}
     info["splits"] = {s: dict(c) for s, c in info["splits"].items()}
+    info["repaired"] = [p for st in stores for p in st.repaired]
     info["seconds"] = round(time.perf_counter() - t_start, 2)
     if verbose:
         for s, c in info["splits"].items():
@@ -289,6 +299,9 @@ def _attach(dataset, *, source, cache_root, splits, multi_query, label_root, par
                 f"cached, wrote {c.get('written', 0)}")
         if info["parser"]:
             say(f"masks: parser held-out mIoU {info['parser'].get('miou', math.nan):.3f}")
+        if info["repaired"]:
+            say(f"masks: {len(info['repaired'])} bad cached PNG(s) recomputed, e.g. "
+                f"{info['repaired'][0]}")
         say(f"masks: done in {info['seconds']:.1f} s")
     return out, info
 

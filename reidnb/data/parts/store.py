@@ -22,7 +22,7 @@ from PIL import Image
 
 from ...core.utils import atomic_write_text
 
-__all__ = ["default_cache_root", "has_exact_maps"]
+__all__ = ["default_cache_root", "has_exact_maps", "check_cached_png"]
 
 
 def _save_png(arr: np.ndarray, path: Path) -> None:
@@ -53,11 +53,15 @@ class _Store:
 
     ``meta`` (plain JSON data) says what writes the files (source, mapping version or
     parser id); a ``meta.json`` on disk that differs makes the cached files untrusted
-    (recomputed). Folder listings are cached, so ``cached`` costs no stat per file.
+    (recomputed). Folder listings are cached, so ``cached`` costs no stat per file; each
+    file it reports as reusable is checked once (:func:`check_cached_png`): a bad one is
+    not reused when :attr:`repair` (listed in :attr:`repaired`), else a ValueError names it.
     """
 
-    def __init__(self, root: Path, source: str, meta: dict[str, Any], verbose: bool):
+    def __init__(self, root: Path, source: str, meta: dict[str, Any], verbose: bool, *,
+                 repair: bool = True):
         self.base = root / source
+        self.repair = bool(repair)   # recompute bad cached files, or refuse them
         self.meta = meta
         self.trusted = True
         mfile = self.base / "meta.json"
@@ -72,6 +76,7 @@ class _Store:
                     print(f"masks: {mfile} was written by {old}, now {meta}: recomputing "
                           "instead of reusing its cached files")
         self._listed: dict[Path, set[str]] = {}
+        self.repaired: list[str] = []
 
     def paths(self, img_path: str) -> tuple[Path, Path]:
         """(mask PNG, part-map PNG) paths of an image in this store."""
@@ -84,11 +89,27 @@ class _Store:
         return self._listed[folder]
 
     def cached(self, img_path: str, need_parts: bool = True) -> bool:
-        """True when the image's mask (and part map, if ``need_parts``) can be reused."""
+        """True when the image's mask (and part map, if ``need_parts``) can be reused.
+
+        Raises:
+            ValueError: a cached file is bad and :attr:`repair` is False (names it).
+        """
         if not self.trusted:
             return False
         m, p = self.paths(img_path)
-        return m.name in self._have(m.parent) and (not need_parts or p.name in self._have(p.parent))
+        listed = m.name in self._have(m.parent) and (not need_parts or p.name in self._have(p.parent))
+        if not listed:
+            return False
+        for path, kind in ((m, "mask"), (p, "parts")) if need_parts else ((m, "mask"),):
+            problem = check_cached_png(path, kind, img_path)
+            if problem:
+                if not self.repair:
+                    raise ValueError(f"{problem}. It is a cache file: delete it (or pass "
+                                     "repair=True) and it is recomputed")
+                self.repaired.append(problem)
+                self._have(path.parent).discard(path.name)
+                return False
+        return True
 
     def write(self, img_path: str, mask: np.ndarray, parts: np.ndarray | None) -> None:
         """Write mask uint8 [H, W] {0, 255} and part map uint8 [H, W] 0..7 (or None)."""
@@ -104,6 +125,34 @@ class _Store:
         self.base.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.base / "meta.json", json.dumps(self.meta, sort_keys=True))
         self.trusted = True
+
+
+def check_cached_png(path: Path, kind: str, img_path: str) -> str:
+    """"" when a cached PNG is usable for ``img_path``, else what is wrong with it.
+
+    Usable: decodable, single channel (mode ``L``), the size of its image, and labels in
+    range (``kind="mask"``: 0/255; ``"parts"``: 0..7).
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode, size = im.mode, im.size
+            arr = np.asarray(im)
+    except Exception as e:  # noqa: BLE001 - truncated, empty, not a PNG
+        return f"cached {kind} {path} is unreadable ({type(e).__name__})"
+    if mode != "L":
+        return f"cached {kind} {path} has mode {mode}, expected single-channel L"
+    try:
+        with Image.open(img_path) as im:
+            want = im.size
+    except OSError:
+        want = size
+    if size != want:
+        return f"cached {kind} {path} is {size[0]}x{size[1]}, its image {img_path} {want[0]}x{want[1]}"
+    bad = (~np.isin(arr, (0, 255))).any() if kind == "mask" else (arr > 7).any()
+    if bad:
+        return f"cached {kind} {path} holds labels outside {'0/255' if kind == 'mask' else '0..7'}"
+    return ""
 
 
 def default_cache_root(dataset) -> Path:
