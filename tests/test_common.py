@@ -137,3 +137,34 @@ def test_load_data_reduces_only_a_synthetic_test_split(monkeypatch):
             assert "test subset: 4 of 10" in ds.notes[-1]
         else:                     # a real protocol stays standard
             assert (n_ids, len(ds.query), len(ds.gallery)) == (10, 20, 30)
+
+
+def _train_in_child(output_dir, out_queue):
+    """Child process: the same run as the parent's sibling; reports how it got it."""
+    cfg = _cfg(output_dir=output_dir, max_iters=3)
+    ds = common.load_data(cfg, verbose=False)
+    stage = Stage.from_epochs("stage 1", 1, len(ds.train), cfg.batch_size, 0.01)
+    run = common.train_and_evaluate(cfg, ds, name="race", model="test_tiny_gap",
+                                    losses={"ce": (1.0, Term(cross_entropy, key="logits"))},
+                                    stage=stage, verbose=False)
+    out_queue.put((run.source, run.metrics()["mAP"]))
+
+
+def test_two_processes_training_the_same_run_train_it_once(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_train_in_child, args=(str(tmp_path), q)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    got = sorted(q.get(timeout=600) for _ in procs)
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert [g[0] for g in got] == ["cache", "trained"]      # one trained, one waited and loaded
+    assert got[0][1] == got[1][1]                            # the same finished run
+    folder = next((tmp_path / "checkpoints" / "99_common").iterdir())
+    from reidnb.core.runs import RunDir
+    rd = RunDir(folder.parent, "race", folder.name.rsplit("-", 1)[1])
+    assert rd.state() == "finished" and rd.verify() == []

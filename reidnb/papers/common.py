@@ -17,12 +17,11 @@ and evaluations, layers that ``core`` may not import (DESIGN.md: imports point d
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 import torch
@@ -41,7 +40,7 @@ from ..evaluation import EvalResult, evaluate
 from ..models import build_model
 
 __all__ = ["load_data", "make_train_loader", "test_transform", "Run", "batches_per_epoch",
-           "train_and_evaluate", "training_key", "stage_loader", "load_run"]
+           "train_and_evaluate", "training_key", "stage_loader", "load_run", "fit_stage"]
 
 
 def load_data(cfg: RunConfig, *, verbose: bool = True) -> ReIDDataset:
@@ -158,6 +157,42 @@ def training_key(cfg: RunConfig, dataset: ReIDDataset, spec: Mapping[str, Any]) 
                     "height": cfg.height, "width": cfg.width, **spec})
 
 
+def fit_stage(trainer: Trainer, loader: Any, stage: Stage, store: RunDir, *,
+              iters: int | None = None) -> tuple[pd.DataFrame, float, str]:
+    """Train one stage with a resumable Trainer and record it in the run store.
+
+    Runs ``trainer.fit`` for ``stage.epochs`` epochs, stopping at ``iters`` optimiser steps
+    (default ``stage.iters``) when that ends inside an epoch. When something was trained
+    now (or the run was never marked finished) it adds the wall time to the store's
+    ``timing.json`` and writes ``history.csv`` and ``finished.json``
+    (:class:`~reidnb.core.runs.RunDir`). Used by :func:`train_and_evaluate` and by
+    trainings outside it (SAL's CIFAR-100 Table 4).
+
+    Returns:
+        (history DataFrame, training seconds summed over sessions, source: ``"trained"``
+        (from scratch now), ``"resumed"`` (continued from a checkpoint) or ``"cache"``
+        (finished before; nothing trained)).
+
+    Raises:
+        the Trainer's errors (e.g. FloatingPointError on a NaN loss).
+    """
+    iters = stage.iters if iters is None else int(iters)
+    done_before, before = trainer.iteration, store.train_seconds()
+    t0 = time.perf_counter()
+    history = trainer.fit(loader, epochs=stage.epochs,
+                          max_iters=iters if iters < stage.epochs * stage.iters_per_epoch
+                          else None)
+    trained_now = trainer.iteration > done_before
+    train_seconds = before + (time.perf_counter() - t0 if trained_now else 0.0)
+    if trained_now or not store.finished():
+        store.set_train_seconds(train_seconds)
+        store.write_history(history)
+        store.mark_finished(epochs=stage.epochs, iterations=trainer.iteration,
+                            train_seconds=train_seconds)
+    source = "trained" if done_before == 0 else ("resumed" if trained_now else "cache")
+    return history, train_seconds, source
+
+
 def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model: str,
                        losses: Mapping[str, tuple[float, nn.Module]], stage: Stage,
                        model_kw: Mapping[str, Any] | None = None,
@@ -211,62 +246,55 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
     key = training_key(cfg, dataset, spec)
     store = RunDir(Path(cfg.output_dir) / "checkpoints" / cfg.notebook, name, key)
 
-    seed_everything(cfg.seed)
-    net = build_model(model, dataset.num_train_pids, **model_kw)
-    if init is not None:
-        src = init.model if isinstance(init, Run) else init
-        net.load_state_dict(src.state_dict())
-    loader = stage_loader(cfg, dataset, stage, load_mask=load_mask, load_parts=load_parts,
-                          random_erasing=random_erasing)
-    callbacks = [HistoryCSV(store.path / "history.csv")]
-    if TensorBoardLogger.available():
-        callbacks.append(TensorBoardLogger(store.path / "tensorboard"))
-    trainer = Trainer(net, losses, device=cfg.device, optimizer=stage.optimizer, lr=stage.lr,
-                      weight_decay=stage.weight_decay, gamma=stage.gamma,
-                      milestones=stage.milestone_iters, warmup_iters=stage.warmup_iters,
-                      checkpoint_dir=store.path, resume=True, input_fn=input_fn,
-                      seed=cfg.seed, progress=verbose, callbacks=callbacks)
-    done_before = trainer.iteration
-    if done_before == 0:
-        atomic_write_text(store.path / "spec.json", json.dumps(
-            {"num_classes": dataset.num_train_pids, **spec}, indent=2, default=repr))
-    before = store.train_seconds()
-    t0 = time.perf_counter()
-    history = trainer.fit(loader, epochs=stage.epochs,
-                          max_iters=iters if iters < stage.epochs * stage.iters_per_epoch
-                          else None)
-    trained_now = trainer.iteration > done_before
-    train_seconds = before + (time.perf_counter() - t0 if trained_now else 0.0)
-    if trained_now or not store.finished():
-        store.set_train_seconds(train_seconds)
-        store.write_history(history)
-        store.mark_finished(epochs=stage.epochs, iterations=trainer.iteration,
-                            train_seconds=train_seconds)
-    source = "trained" if done_before == 0 else ("resumed" if trained_now else "cache")
+    # One process at a time per run: another one asking for it waits here, then finds it
+    # finished in the store (reidnb.core.runs.RunDir.claim); a failure leaves failed.json.
+    with store.claim():
+        seed_everything(cfg.seed)
+        net = build_model(model, dataset.num_train_pids, **model_kw)
+        if init is not None:
+            src = init.model if isinstance(init, Run) else init
+            net.load_state_dict(src.state_dict())
+        loader = stage_loader(cfg, dataset, stage, load_mask=load_mask, load_parts=load_parts,
+                              random_erasing=random_erasing)
+        callbacks = [HistoryCSV(store.path / "history.csv")]
+        if TensorBoardLogger.available():
+            callbacks.append(TensorBoardLogger(store.path / "tensorboard"))
+        trainer = Trainer(net, losses, device=cfg.device, optimizer=stage.optimizer, lr=stage.lr,
+                          weight_decay=stage.weight_decay, gamma=stage.gamma,
+                          milestones=stage.milestone_iters, warmup_iters=stage.warmup_iters,
+                          checkpoint_dir=store.path, resume=True, input_fn=input_fn,
+                          seed=cfg.seed, progress=verbose, callbacks=callbacks)
+        done_before = trainer.iteration
+        if done_before == 0:
+            atomic_write_text(store.path / "spec.json", json.dumps(
+                {"num_classes": dataset.num_train_pids, **spec}, indent=2, default=repr))
+        history, train_seconds, source = fit_stage(trainer, loader, stage, store, iters=iters)
 
-    result, eval_seconds, eval_cached = None, 0.0, False
-    net = trainer.model.eval()
-    if evaluate_model:
-        eval_in = eval_input_fn if eval_input_fn is not None else input_fn
-        eval_mask = load_mask if eval_load_mask is None else eval_load_mask
-        ekey = run_key({"run": key, "flip": cfg.eval_flip, "multi_query": multi_query,
-                        "rerank": rerank, "load_mask": eval_mask, "load_parts": eval_load_parts,
-                        "input_fn": getattr(eval_in, "__qualname__", repr(eval_in)),
-                        "size": (cfg.height, cfg.width),
-                        "query": _records_hash(dataset.query),
-                        "gallery": _records_hash(dataset.gallery)})
-        saved = store.load_eval(ekey) if source == "cache" else None
-        if saved is not None:
-            result, eval_seconds = EvalResult.from_arrays(saved[0]), saved[1]
-            eval_cached = True
-        else:
-            t0 = time.perf_counter()
-            result = evaluate(net, dataset, test_transform(cfg), device=cfg.device,
-                              batch_size=128, workers=cfg.workers, flip=cfg.eval_flip,
-                              multi_query=multi_query, rerank=rerank, input_fn=eval_in,
-                              load_mask=eval_mask, load_parts=eval_load_parts)
-            eval_seconds = time.perf_counter() - t0
-            store.save_eval(ekey, result.to_arrays(), eval_seconds)
+        result, eval_seconds, eval_cached = None, 0.0, False
+        net = trainer.model.eval()
+        if evaluate_model:
+            eval_in = eval_input_fn if eval_input_fn is not None else input_fn
+            eval_mask = load_mask if eval_load_mask is None else eval_load_mask
+            ekey = run_key({"run": key, "flip": cfg.eval_flip, "multi_query": multi_query,
+                            "rerank": rerank, "load_mask": eval_mask, "load_parts": eval_load_parts,
+                            "input_fn": getattr(eval_in, "__qualname__", repr(eval_in)),
+                            "size": (cfg.height, cfg.width),
+                            "query": _records_hash(dataset.query),
+                            "gallery": _records_hash(dataset.gallery)})
+            stale = [b for b in (store.verify() if source == "cache" else []) if ekey in b]
+            saved = store.load_eval(ekey) if source == "cache" and not stale else None
+            if saved is not None:
+                result, eval_seconds = EvalResult.from_arrays(saved[0]), saved[1]
+                eval_cached = True
+            else:
+                t0 = time.perf_counter()
+                result = evaluate(net, dataset, test_transform(cfg), device=cfg.device,
+                                  batch_size=128, workers=cfg.workers, flip=cfg.eval_flip,
+                                  multi_query=multi_query, rerank=rerank, input_fn=eval_in,
+                                  load_mask=eval_mask, load_parts=eval_load_parts)
+                eval_seconds = time.perf_counter() - t0
+                store.save_eval(ekey, result.to_arrays(), eval_seconds)
+                store.mark_finished()          # the manifest now covers this evaluation too
     run = Run(name=name, model=net, history=history, result=result,
               train_seconds=train_seconds, eval_seconds=eval_seconds, epochs=stage.epochs,
               key=key, folder=store.path, source=source, eval_cached=eval_cached)
