@@ -1,4 +1,4 @@
-"""Tests for reidnb.models.sal (004 §3.1 network, Eq. 1 attention maps).
+"""Tests for reidnb.papers.sal.model (004 §3.1 network, Eq. 1 attention maps).
 
 ResNet-18 at 64x32 input, pretrained=False, CPU; one ResNet-50 forward for the paper's
 channel counts.
@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from reidnb.models import sal as sal_mod
-from reidnb.models.sal import SAL
+from reidnb.papers.sal import model as sal_mod
+from reidnb.papers.sal.model import SAL
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 

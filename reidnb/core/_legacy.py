@@ -10,42 +10,6 @@ from .config import RunConfig
 
 NOTEBOOK_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "00_data": {"smoke": {}, "quick": {}, "paper": {}},
-    # 03_sal (recipes.md §4; reidnb/sal_recipes.py): Table 1 settings with the two-stage
-    # schedule of 004 §4.1 (stage 1 softmax (+SAC), random batches; stage 2 Eq. 6, P x K),
-    # stage-1 runs shared between settings with the same stage-1 recipe; Tables 2/3 = setting
-    # 8 +/- re-ranking; Table 4 on CIFAR-100 only when the data is already there.
-    # quick: ResNet-18 at 64x32 (dilated stage4-6 at 1/8 cost ~4x a plain ResNet-18 per image
-    # on the CPU; at 128x64 one dilated epoch alone is ~2 min), stage 1 2 epochs at lr 0.01
-    # (0.03+ diverges from random init: measured loss above ln(300)), stage 2 1 epoch at lr
-    # 0.001 = stage 1's final lr / 10 as in the paper (0.001 -> 1e-4; 0.01 measured R1 14 ->
-    # 4-10%), only the settings of the three measured directions, train subsets of 150
-    # identities (*_max_train_pids; 200 synthetic ids cost 8.8 min for the notebook on a
-    # quiet 2-core CPU), synthetic test on 150 of 300 identities (max_test_pids).
-    "03_sal": {
-        "smoke": dict(epochs=2, stage1_epochs=1, stage1_lr=0.01, stage1_step=0,
-                      stage1_batch=16, stage2_epochs=1, stage2_lr=0.01, stage2_step=0,
-                      stage2_p=4, stage2_k=4, settings="2,3,3(T),5,8", max_test_pids=None,
-                      attention_images=16, cifar_methods=("ResNet50 (Soft)",
-                                                          "ResNet50 (Soft+DIL+SAC)"),
-                      cifar_epochs=1, cifar_lr=0.01, cifar_step=0, cifar_batch=16,
-                      cifar_size=32, cifar_train_subset=64, cifar_test_subset=64),
-        "quick": dict(height=64, width=32, epochs=3, workers=0, stage1_epochs=2,
-                      stage1_lr=0.01, stage1_step=0, stage1_batch=32, stage2_epochs=1,
-                      stage2_lr=0.001, stage2_step=0, stage2_p=8, stage2_k=4,
-                      settings="1,3,3(T),5,8", real_max_train_pids=150,
-                      synthetic_max_train_pids=150, attention_images=128,
-                      cifar_methods=("ResNet50 (Soft)", "ResNet50 (Soft+DIL+SAC)"),
-                      cifar_epochs=1, cifar_lr=0.05, cifar_step=0, cifar_batch=64,
-                      cifar_size=32, cifar_train_subset=5000, cifar_test_subset=2000),
-        "paper": dict(epochs=250, batch_size=128, stage1_epochs=150, stage1_lr=0.1,
-                      stage1_step=50, stage1_batch=128, stage2_epochs=100, stage2_lr=1e-4,
-                      stage2_step=50, stage2_p=18, stage2_k=4, settings="all",
-                      max_test_pids=None, attention_images=512,
-                      cifar_methods=("ResNet50 (Soft)", "ResNet50 (Soft+DIL+SAC)",
-                                     "ResNet101 (Soft)"),
-                      cifar_epochs=30, cifar_lr=0.01, cifar_step=10, cifar_batch=128,
-                      cifar_size=224, cifar_train_subset=None, cifar_test_subset=None),
-    },
     # 04_magnifiernet (recipes.md §3; reidnb/magnifiernet_recipes.py): BoT recipe (Adam,
     # P x K, random erasing 0.5); stage 1 without SD, stage 2 adds SD (gamma 2e-3) from
     # stage 1's weights. quick: ResNet-18 at 128x64, stages cut to 25 + 8 iterations at
@@ -107,7 +71,7 @@ def legacy_config_class(notebook: str) -> type | None:
     keys: list[str] = []
     for p in ("paper", "quick", "smoke"):
         keys += [k for k in profs.get(p, {}) if k not in keys and k not in base]
-    extra = {"03_sal": ["cifar_download"], "00_data": ["n_montage"]}.get(notebook, [])
+    extra = {"00_data": ["n_montage"]}.get(notebook, [])
     keys += [k for k in extra if k not in keys]
     paper = profs.get("paper", {})
     fields = []

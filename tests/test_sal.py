@@ -1,6 +1,7 @@
-"""Tests for reidnb.sal_recipes (notebook 03_sal: 004 Tables 1-4, Fig. 3) and the SAL plot
-in reidnb.viz. No training: the two-stage driver is checked with a recording stand-in for
-train_and_evaluate; losses, tables and the attention statistics with hand-worked values."""
+"""Tests for reidnb.papers.sal (notebook 03_sal: 004 Tables 1-4, Fig. 3) and the SAL plot
+in reidnb.viz. No re-ID training: the two-stage driver is checked with a recording stand-in
+for train_and_evaluate; losses, stages, tables and the attention statistics with hand-worked
+values; the CIFAR-100 run on an in-memory stand-in (trained, then loaded from the store)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,10 +13,13 @@ import pytest
 import torch
 from PIL import Image
 
-from reidnb import sal_recipes as sr
-from reidnb.core.config import make_config
-from reidnb.data.datasets import Record, ReIDDataset, subset_test
 from reidnb.core.results import RESULT_COLUMNS, load_published
+from reidnb.data.datasets import Record, ReIDDataset, subset_test
+from reidnb.data.samplers import RandomIdentitySampler
+from reidnb.papers import sal as sr
+from reidnb.papers.sal import experiments as ex
+
+make_config = sr.Config.make
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
@@ -90,28 +94,52 @@ def test_select_settings_keeps_table_order_and_refuses_unknown():
         sr.select_settings("1,3T")
 
 
-def test_milestones_and_paper_stage_recipes():
-    assert sr.milestones(150, 50) == [50, 100]
-    assert sr.milestones(100, 50) == [50]
-    assert sr.milestones(100, 100) == []
-    assert sr.milestones(3, 0) == []
-    s1, s2 = sr.stage_recipes(make_config("03_sal", "paper"))
-    assert (s1.epochs, s1.lr, s1.milestones, s1.batch_size) == (150, 0.1, [50, 100], 128)
-    assert (s2.epochs, s2.lr, s2.milestones, s2.batch_size, s2.num_instances) == \
-        (100, 1e-4, [50], 72, 4)
+def _train_records(n_ids=20, per_id=8):
+    """Training records (paths never opened): ``n_ids`` identities x ``per_id`` images."""
+    return [Record(f"t{p}_{i}.jpg", p, i % 2) for p in range(n_ids) for i in range(per_id)]
 
 
-def test_reductions_list_every_departure_from_the_paper(tmp_path):
+def test_milestones_and_paper_stages(tmp_path):
+    from reidnb.core.stages import step_milestones
+
+    assert step_milestones(150, 50) == (50, 100)
+    assert step_milestones(100, 50) == (50,)
+    assert step_milestones(100, 100) == ()
+    assert step_milestones(3, 0) == ()
+    ds = dataclasses.replace(_dataset(tmp_path), train=_train_records(), num_train_pids=20)
+    s1, s2 = sr.stages(make_config("paper"), ds, sr.TABLE1["8"])
+    assert (s1.epochs, s1.lr, s1.milestones, s1.batch_size, s1.sampler) == \
+        (150, 0.1, (50, 100), 128, "random")
+    assert (s2.epochs, s2.lr, s2.milestones, s2.batch_size, s2.num_instances, s2.sampler) == \
+        (100, 1e-4, (50,), 72, 4, "pk")
+    # 160 images: 1 random batch of 128 per epoch; P x K epoch = (20 ids x 2 chunks) // 18
+    # = 2 batches (not 160 // 72): the milestones are epochs of that loader
+    assert (s1.iters_per_epoch, s1.iters, s1.milestone_iters) == (1, 150, [50, 100])
+    assert (s2.iters_per_epoch, s2.iters, s2.milestone_iters) == (2, 200, [100])
+    assert s2.iters_per_epoch * 72 == len(RandomIdentitySampler([r.pid for r in ds.train], 72, 4))
+    s1q, _ = sr.stages(make_config("paper"), ds, sr.TABLE1["2"])   # no softmax: P x K
+    assert (s1q.sampler, s1q.batch_size, s1q.iters_per_epoch) == ("pk", 72, 2)
+    smoke = sr.stages(make_config("smoke"), ds, sr.TABLE1["8"])     # max_iters 4 caps both
+    assert [(s.iters, s.epochs, s.lr, s.milestones) for s in smoke] == \
+        [(4, 1, 0.01, ()), (4, 1, 0.01, ())]
+
+
+def test_run_note_lists_every_departure_from_the_paper(tmp_path):
     ds = _dataset(tmp_path, kind="real")
-    paper = make_config("03_sal", "paper", device="cpu")
-    assert sr.reductions(paper, ds, sr.select_settings("all")) == []
-    quick = make_config("03_sal", "quick", device="cpu")
+    paper = make_config("paper", device="cpu")
+    assert sr.run_note(paper, ds) == "" and paper.deviations() == []
+    quick = make_config("quick", device="cpu")
     sub = subset_test(_dataset(tmp_path), 2)
-    out = sr.reductions(quick, sub, sr.select_settings(quick.settings))
-    assert "backbone resnet18 (paper: ResNet-50)" in out
-    assert "Table 1 settings skipped: 2, 4, 6, 7" in out
-    assert any(o.startswith("stage 2: 1 epochs, lr 0.001, no lr decay, P x K 8 x 4") for o in out)
+    out = sr.run_note(quick, sub).split("; ")
+    assert "backbone='resnet18' (paper: 'resnet50')" in out
+    assert "settings='1,3,3(T),5,8' (paper: 'all')" in out
+    assert "stage2_lr=0.001 (paper: 0.0001)" in out and "stage2_p=8 (paper: 18)" in out
+    assert "stage2_step=0 (paper: 50)" in out
+    assert not any(o.startswith(("cifar_", "dataset=", "attention_images")) for o in out)
     assert out[-1].startswith("test subset: 2 of 4")
+    reasons = {d.name: d.reason for d in quick.deviations()}
+    assert "diverge" in reasons["stage1_lr"] and "8.8 min" in reasons["synthetic_max_train_pids"]
+    assert all(reasons.values())                            # every deviation has its reason
 
 
 # --------------------------------------------------------------------------- driver
@@ -122,34 +150,41 @@ def _fake_run(name, rank1=50.0, mAP=40.0, rr=None, seconds=10.0, epochs=1):
     metrics = {"single-query": dict(rank1=rank1, mAP=mAP, rank5=0, rank10=0, mINP=0),
                "single-query+re-rank": dict(rank1=(rr or (0, 0))[0], mAP=(rr or (0, 0))[1],
                                             rank5=0, rank10=0, mINP=0)}
+
+    def get(setting="single-query"):      # Run.metrics: KeyError when not evaluated
+        if setting not in results:
+            raise KeyError(setting)
+        return metrics[setting]
     return SimpleNamespace(name=name, train_seconds=seconds, seconds=seconds + 1,
-                           eval_seconds=1.0, epochs=epochs,
-                           result=SimpleNamespace(results=results),
-                           metrics=lambda setting="single-query": metrics[setting])
+                           eval_seconds=1.0, epochs=epochs, key=name,
+                           result=SimpleNamespace(results=results), metrics=get)
 
 
-def test_run_table1_two_stages_and_shared_stage1(monkeypatch):
+def test_run_table1_two_stages_and_shared_stage1(monkeypatch, tmp_path):
     calls = []
 
-    def fake_train(cfg, ds, *, name, **kw):
-        calls.append(dict(name=name, **kw))
+    def fake_train(cfg, ds, *, name, stage, **kw):
+        calls.append(dict(name=name, stage=stage, sampler=stage.sampler,
+                          batch_size=stage.batch_size, num_instances=stage.num_instances,
+                          lr=stage.lr, epochs=stage.epochs, milestones=stage.milestones, **kw))
         return _fake_run(name)
 
-    monkeypatch.setattr(sr, "train_and_evaluate", fake_train)
-    cfg = make_config("03_sal", "paper", device="cpu")
-    runs = sr.run_table1(cfg, None, sr.select_settings("1,2,3,3(T),8"), verbose=False)
+    monkeypatch.setattr(ex, "train_and_evaluate", fake_train)
+    cfg = make_config("paper", device="cpu")
+    ds = dataclasses.replace(_dataset(tmp_path), train=_train_records(), num_train_pids=20)
+    runs = sr.run_table1(cfg, ds, sr.select_settings("1,2,3,3(T),8"), verbose=False)
     names = [c["name"] for c in calls]
     assert names == ["stage1-plain-ce", "setting 1", "stage1-plain-quad", "setting 2",
                      "setting 3", "setting 3(T)", "stage1-dil-multi-ce+sac", "setting 8"]
     by = {c["name"]: c for c in calls}
     s1 = by["stage1-plain-ce"]
     assert (s1["sampler"], s1["batch_size"], s1["lr"], s1["epochs"], s1["milestones"],
-            s1["evaluate_model"]) == ("random", 128, 0.1, 150, [50, 100], False)
+            s1["evaluate_model"]) == ("random", 128, 0.1, 150, (50, 100), False)
     assert by["stage1-plain-quad"]["sampler"] == "pk"           # no softmax: P x K
     for sid in ("1", "2", "3", "3(T)", "8"):
         c = by[f"setting {sid}"]
         assert (c["sampler"], c["batch_size"], c["num_instances"], c["lr"], c["epochs"],
-                c["milestones"]) == ("pk", 72, 4, 1e-4, 100, [50])
+                c["milestones"]) == ("pk", 72, 4, 1e-4, 100, (50,))
         assert c["init"] is runs[sid].stage1
         assert c["rerank"] is (sid == "8")
         assert c["model_kw"] == dict(sr.TABLE1[sid].model_kw, pretrained=False)
@@ -180,9 +215,12 @@ def test_tables_directions_and_rows():
     assert d.loc[("quadruplet vs triplet", "rank1"), "paper_delta"] == pytest.approx(3.0)
     assert ("joint vs quadruplet only", "mAP") not in d.index  # setting 2 not measured
 
-    cfg = make_config("03_sal", "smoke", device="cpu")
-    rows = sr.table1_rows(cfg, runs) + sr.full_model_rows(cfg, runs["8"])
+    cfg = make_config("smoke", device="cpu")
+    rows = sr.reid_rows(cfg, runs)
     assert all(list(r) == list(RESULT_COLUMNS) for r in rows)
+    assert [r["variant"] for r in rows if r["table"] == "Table 1"] == \
+        [sr.TABLE1[s].variant for s in runs for _ in ("rank1", "mAP")]
+    assert {r["protocol"] for r in rows} == {"single-query"}
     t2 = [(r["method"], r["reranking"], r["metric"], r["value"]) for r in rows
           if r["table"] == "Table 2"]
     assert t2 == [("Ours", 0, "rank1", 78.0), ("Ours", 0, "mAP", 55.0),
@@ -192,6 +230,14 @@ def test_tables_directions_and_rows():
     assert sr.full_model_table(dataclasses.replace(cfg, dataset="dukemtmcreid")) == \
         ("Table 3", "DukeMTMC-reID", "")
     assert sr.full_model_table(dataclasses.replace(cfg, dataset="cuhk03np-labeled")) is None
+    # DukeMTMC-reID: Table 1 rows under that dataset (the paper printed none), the full
+    # model in Table 3 (protocol ""), no Table 2 rows
+    duke = sr.reid_rows(dataclasses.replace(cfg, dataset="dukemtmcreid"), runs)
+    assert {(r["table"], r["dataset"], r["protocol"]) for r in duke} == \
+        {("Table 1", "DukeMTMC-reID", "single-query"), ("Table 3", "DukeMTMC-reID", "")}
+    assert len(duke) == len(rows)
+    cuhk = sr.reid_rows(dataclasses.replace(cfg, dataset="cuhk03np-labeled"), runs)
+    assert {r["table"] for r in cuhk} == {"Table 1"}
 
 
 # --------------------------------------------------------------------------- data
@@ -236,22 +282,22 @@ def test_load_sal_data_applies_the_profile_reductions(tmp_path, monkeypatch):
     real = dataclasses.replace(real, train=[Record(f"t{p}_{i}.jpg", p, 0) for p in range(10)
                                             for i in range(2)], num_train_pids=10)
     monkeypatch.setattr(ex, "load_data", lambda cfg, verbose=True: real)
-    cfg = make_config("03_sal", "quick", device="cpu", dataset="market1501",
+    cfg = make_config("quick", device="cpu", dataset="market1501",
                       real_max_train_pids=3)
     ds = sr.load_sal_data(cfg, verbose=False)
     assert ds.num_train_pids == 3 and len(ds.train) == 6
     assert len(ds.query) == len(real.query)                 # real test split untouched
-    cfg = make_config("03_sal", "quick", device="cpu", dataset="market1501",
+    cfg = make_config("quick", device="cpu", dataset="market1501",
                       real_max_train_pids=3, max_train_pids=5)
     assert sr.load_sal_data(cfg, verbose=False) is real     # explicit max_train_pids wins
     syn = _dataset(tmp_path)
     monkeypatch.setattr(ex, "load_data", lambda cfg, verbose=True: syn)
     syn = dataclasses.replace(syn, train=real.train, num_train_pids=10)
-    cfg = make_config("03_sal", "quick", device="cpu", real_max_train_pids=3,
+    cfg = make_config("quick", device="cpu", real_max_train_pids=3,
                       synthetic_max_train_pids=None)
     ds = sr.load_sal_data(cfg, verbose=False)
     assert ds.train == syn.train and ds.query == syn.query  # test subset: load_data's job
-    cfg = make_config("03_sal", "quick", device="cpu", real_max_train_pids=3,
+    cfg = make_config("quick", device="cpu", real_max_train_pids=3,
                       synthetic_max_train_pids=4)
     assert sr.load_sal_data(cfg, verbose=False).num_train_pids == 4
 
@@ -273,7 +319,7 @@ class _FixedAttention(torch.nn.Module):
 
 def test_attention_agreement_hand_worked(tmp_path):
     ds = _dataset(tmp_path)
-    cfg = make_config("03_sal", "smoke", device="cpu")
+    cfg = make_config("smoke", device="cpu")
     out = sr.attention_agreement(_FixedAttention(), cfg, ds, batch_size=3)
     # cos(a4,a6) = 0.6, cos(a5,a6) = 0; Eq. 2 = ||a6-a5||^2 + ||a6-a4||^2 = 2 + 0.8 = 2.8
     # centred: a6 -> [2,-1,-1]/3, a5 -> [-1,2,-1]/3: corr = (-2-2+1)/6 = -0.5;
@@ -290,7 +336,7 @@ def test_sample_query_images_and_real_attention_maps(tmp_path):
     from reidnb.models import build_model
 
     ds = _dataset(tmp_path)
-    cfg = make_config("03_sal", "smoke", device="cpu")     # 64 x 32
+    cfg = make_config("smoke", device="cpu")     # 64 x 32
     imgs, recs = sr.sample_query_images(cfg, ds, n=3)
     assert imgs.shape == (3, 3, 64, 32) and len({r.pid for r in recs}) == 3
     with pytest.raises(ValueError, match="fewer than n=9"):
@@ -342,33 +388,27 @@ def test_classification_error_hand_worked():
         sr.classification_error(_Logits(), [], "cpu")
 
 
-def test_cifar_is_found_or_not_run_and_never_downloaded_at_quick(tmp_path):
-    cfg = make_config("03_sal", "quick", device="cpu", data_root=str(tmp_path))
-    root, msg = sr.prepare_cifar100(cfg, download=True)
-    assert root is None and "refused" in msg and "quick" in msg
-    root, msg = sr.prepare_cifar100(cfg)
-    assert root is None and "cifar_download=False" in msg
-    d = tmp_path / "cifar100" / "cifar-100-python"
-    d.mkdir(parents=True)
-    for f in ("train", "test", "meta"):
-        (d / f).write_bytes(b"")
-    assert sr.find_cifar100(tmp_path) == tmp_path / "cifar100"
-    assert sr.prepare_cifar100(cfg)[0] == tmp_path / "cifar100"
+def test_run_cifar100_refuses_an_unknown_method(tmp_path):
+    # locating / never downloading CIFAR-100: tests/test_cifar100.py (reidnb.data)
+    cfg = make_config("quick", device="cpu", data_root=str(tmp_path))
     with pytest.raises(KeyError, match="ResNet50"):
         sr.run_cifar100(cfg, tmp_path, "ResNet18 (Soft)")
 
 
 def test_table4_rows_are_real_cifar_rows_whatever_the_reid_dataset():
-    cfg = make_config("03_sal", "quick", device="cpu")      # synthetic re-ID run
-    res = [dict(method="ResNet50 (Soft+DIL+SAC)", variant="ResNet50, softmax + DIL + SAC",
-                backbone="resnet18", error_rate=61.5, seconds=30.0, epochs=1,
-                n_train=5000, n_test=2000)]
+    cfg = make_config("quick", device="cpu")      # synthetic re-ID run
+    res = [sr.CifarRun(method="ResNet50 (Soft+DIL+SAC)", variant="ResNet50, softmax + DIL + SAC",
+                       backbone="resnet18", error_rate=61.5, train_seconds=29.0,
+                       eval_seconds=1.0, epochs=1, n_train=5000, n_test=2000)]
     rows = sr.table4_rows(cfg, res)
     assert len(rows) == 1
     r = rows[0]
     assert (r["dataset"], r["dataset_kind"], r["metric"], r["value"], r["backbone"],
             r["image_size"]) == ("CIFAR-100", "real", "error_rate", 61.5, "resnet18", "32x32")
-    assert "5000 of 50000" in r["note"]
+    assert "5000 of 50000" in r["note"] and r["seconds"] == 30.0 and r["protocol"] == ""
+    assert r["method"] == "ResNet50 (Soft+DIL+SAC)"
+    frame = sr.table4_frame(res)
+    assert frame["paper_error_rate"].tolist() == [21.75]
 
 
 class _FakeCIFAR(torch.utils.data.Dataset):
@@ -392,14 +432,24 @@ def test_run_cifar100_trains_and_tests_on_the_subsets(tmp_path, monkeypatch):
     import torchvision.datasets
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR100", _FakeCIFAR)
-    cfg = make_config("03_sal", "smoke", device="cpu", output_dir=str(tmp_path),
+    cfg = make_config("smoke", device="cpu", output_dir=str(tmp_path),
                       cifar_train_subset=32, cifar_test_subset=24, max_iters=2)
     out = sr.run_cifar100(cfg, tmp_path, "ResNet50 (Soft+DIL+SAC)", verbose=False)
-    assert (out["backbone"], out["n_train"], out["n_test"]) == ("resnet18", 32, 24)
-    assert 0.0 <= out["error_rate"] <= 100.0
+    assert (out.backbone, out.n_train, out.n_test) == ("resnet18", 32, 24)
+    assert 0.0 <= out.error_rate <= 100.0
     # 24 test images: the error rate is a multiple of 100/24
-    assert (out["error_rate"] * 24 / 100) == pytest.approx(round(out["error_rate"] * 24 / 100))
+    assert (out.error_rate * 24 / 100) == pytest.approx(round(out.error_rate * 24 / 100))
     ckpts = list((tmp_path / "checkpoints" / "03_sal").glob("cifar-*/last.pt"))
     assert len(ckpts) == 1
     rows = sr.table4_rows(cfg, [out])
     assert rows[0]["variant"] == "ResNet50, softmax + DIL + SAC"
+    # the run store: history, timing, saved test predictions, finished marker
+    folder = ckpts[0].parent
+    assert out.source == "trained" and out.folder == folder
+    assert {"history.csv", "timing.json", "finished.json"} <= {p.name for p in folder.iterdir()}
+    assert len(list(folder.glob("eval-*.npz"))) == 1
+    assert sr.cifar_stage(cfg, 32).iters == 2                 # 32 // 16 = 2 batches, cap 2
+    again = sr.run_cifar100(cfg, tmp_path, "ResNet50 (Soft+DIL+SAC)", verbose=False)
+    assert again.source == "cache" and again.error_rate == out.error_rate
+    assert again.train_seconds == pytest.approx(out.train_seconds)
+    assert again.eval_seconds == pytest.approx(out.eval_seconds)

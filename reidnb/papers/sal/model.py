@@ -1,4 +1,6 @@
-"""Self-attention learning network (SAL) for person re-ID.
+"""The SAL network (004 §3.1): dilated ResNet + stage6, multi-level features, Eq. 1 attention.
+
+Registered as ``build_model("sal", ...)`` when :mod:`reidnb.papers.sal` is imported.
 
 Source: "Self-attention learning for person re-identification" (paper 004 in
 ``shared/papers``), §3.1 (architecture, Fig. 1), Fig. 2 (dilated convolution), §3.2 Eq. 1
@@ -183,7 +185,10 @@ class SAL(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Last-conv outputs of stage4, stage5, stage6: ([N,C4,h4,w4], [N,C5,h,w], [N,C6,h,w] or None)."""
+        """Last-conv outputs of stage4, stage5, stage6.
+
+        Returns ([N,C4,h4,w4], [N,C5,h,w], [N,C6,h,w] or None) for x float [N,3,H,W].
+        """
         b = self.backbone
         x = b.layer2(b.layer1(b.stem(x)))  # [N, C3, H/8, W/8]
         f4 = b.layer3(x)                   # [N, C4, H/8, W/8] dilated, else H/16

@@ -1,0 +1,216 @@
+"""Table 4 of 004 (§4.5): the SAL head on CIFAR-100 classification, trained through the run store.
+
+:func:`run_cifar100` trains and tests one Table 4 network (:data:`CIFAR_METHODS`) with a
+:class:`~reidnb.core.stages.Stage` and keeps it in the run store
+(:class:`~reidnb.core.runs.RunDir`: checkpoint, timing, history CSV, saved test
+predictions, finished marker), so a re-run loads the finished network and its test result
+instead of training or testing again. The data helpers (locating CIFAR-100, the dict
+dataset, the transforms) are :mod:`reidnb.data.datasets.cifar100`; its
+:func:`~reidnb.data.datasets.cifar100.prepare_cifar100` is re-exported for the notebook.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...core.engine import Trainer
+from ...core.runs import RunDir, run_key
+from ...core.stages import Stage, step_milestones
+from ...core.utils import seed_everything
+from ...data.datasets.cifar100 import CifarDictDataset, cifar_transforms, prepare_cifar100
+from ...losses import SACTerm, Term, cross_entropy
+from ...models import build_model
+from ..common import fit_stage
+
+__all__ = ["CIFAR_METHODS", "CifarRun", "cifar_stage", "classification_error", "run_cifar100",
+           "prepare_cifar100"]
+
+#: 004 Table 4 rows: method -> (variant, depth, dilation, sac). The "Soft" network is the
+#: SAL head on a plain ResNet (no stage6); "Soft+DIL+SAC" adds the dilated stage4/5 and
+#: stage6 for att_s6, without multi-level features (Table 4 names only DIL and SAC).
+CIFAR_METHODS: Mapping[str, tuple[str, str, bool, bool]] = MappingProxyType({
+    "ResNet50 (Soft)": ("ResNet50, softmax", "resnet50", False, False),
+    "ResNet50 (Soft+DIL+SAC)": ("ResNet50, softmax + DIL + SAC", "resnet50", True, True),
+    "ResNet101 (Soft)": ("ResNet101, softmax", "resnet101", False, False),
+})
+
+
+@dataclasses.dataclass
+class CifarRun:
+    """A trained and tested Table 4 network.
+
+    Attributes:
+        method, variant: the published row's strings (:data:`CIFAR_METHODS`).
+        backbone: the torchvision ResNet trained. error_rate: top-1 test error (percent).
+        train_seconds, eval_seconds: wall times (s; training summed over sessions, the
+            test as measured when it ran). epochs: epochs trained. n_train, n_test:
+            images used of each split. source: ``"trained"``, ``"resumed"`` or ``"cache"``.
+        folder: the run's folder in the store.
+    """
+
+    method: str
+    variant: str
+    backbone: str
+    error_rate: float
+    train_seconds: float
+    eval_seconds: float
+    epochs: int
+    n_train: int
+    n_test: int
+    source: str = "trained"
+    folder: Path | None = None
+
+    @property
+    def seconds(self) -> float:
+        """Training + test wall time (s)."""
+        return self.train_seconds + self.eval_seconds
+
+    def metrics(self, setting: str = "single-query") -> dict[str, float]:
+        """``{"error_rate": percent}`` (CIFAR-100 has one test protocol, filed under the
+        default setting name for :func:`reidnb.core.results.published_rows`).
+
+        Raises:
+            KeyError: any other setting (e.g. re-ranking).
+        """
+        if setting != "single-query":
+            raise KeyError(f"CIFAR-100 run {self.method!r}: no {setting!r} evaluation")
+        return {"error_rate": self.error_rate}
+
+    def as_row(self) -> dict[str, Any]:
+        """The run as a plain dict (method, variant, backbone, error_rate, seconds, epochs,
+        n_train, n_test) for a table."""
+        return dict(method=self.method, variant=self.variant, backbone=self.backbone,
+                    error_rate=self.error_rate, seconds=self.seconds, epochs=self.epochs,
+                    n_train=self.n_train, n_test=self.n_test)
+
+
+def cifar_stage(cfg: Any, n_train: int) -> Stage:
+    """The CIFAR-100 schedule **[here]** (the paper gives none): ``cifar_epochs`` epochs of
+    random batches of ``cifar_batch``, SGD lr ``cifar_lr`` x0.1 every ``cifar_step`` epochs,
+    capped at ``cfg.max_iters`` (smoke).
+
+    Raises:
+        ValueError: fewer training images than one batch.
+    """
+    epochs = int(cfg.cifar_epochs)
+    return Stage.from_epochs("CIFAR-100", epochs, n_train, int(cfg.cifar_batch),
+                             float(cfg.cifar_lr), max_iters=cfg.max_iters,
+                             milestones=step_milestones(epochs, int(cfg.cifar_step)))
+
+
+def _predict(model: nn.Module, loader: Iterable[Mapping[str, torch.Tensor]],
+             device: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted class, label), int64 [N] each, of ``model.classifier(model(img))``."""
+    model.eval()
+    preds, labels = [], []
+    with torch.no_grad():
+        for batch in loader:
+            logits = model.classifier(model(batch["img"].to(device)))
+            preds.append(logits.argmax(1).cpu())
+            labels.append(batch["pid"].cpu())
+    if not preds:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return torch.cat(preds).numpy().astype(np.int64), torch.cat(labels).numpy().astype(np.int64)
+
+
+def _error(pred: np.ndarray, label: np.ndarray) -> float:
+    if len(label) == 0:
+        raise ValueError("classification_error: the loader yielded no images")
+    return 100.0 * int((pred != label).sum()) / len(label)
+
+
+def classification_error(model: nn.Module, loader: Iterable[Mapping[str, torch.Tensor]],
+                         device: Any = None) -> float:
+    """Top-1 error rate in percent of ``model.classifier(model(img))`` (eval mode).
+
+    Args:
+        model: a network whose eval forward returns features [N, D] and that has a
+            ``classifier`` (SAL); batches are dicts with ``img`` float [B, 3, S, S] and
+            ``pid`` int labels [B].
+
+    Raises:
+        ValueError: an empty loader.
+    """
+    device = device or next(model.parameters()).device
+    return _error(*_predict(model, loader, device))
+
+
+def run_cifar100(cfg: Any, root: str | Path, method: str, *, verbose: bool = True) -> CifarRun:
+    """Train and test one Table 4 network on CIFAR-100 (004 §4.5), through the run store.
+
+    The network is ``SAL(100, backbone, dilation, multi_level=False, stage6=sac)``,
+    ImageNet-initialised per ``cfg.pretrained``; loss softmax (+ SAC, Eq. 2); schedule
+    :func:`cifar_stage`; images resized to ``cifar_size`` pixels **[here]** (the paper
+    gives no schedule or size). The backbone is the method's (ResNet-50/101) at the paper
+    profile, ``cfg.backbone`` otherwise; ``cifar_train_subset`` / ``cifar_test_subset``
+    (None = all) keep the first images of each split. A finished run (same key: method,
+    backbone, size, training images, seed, initialisation, stage) is loaded with its saved
+    test predictions; an unfinished one resumes from its checkpoint.
+
+    Returns:
+        :class:`CifarRun`.
+
+    Raises:
+        KeyError: unknown method (known: :data:`CIFAR_METHODS`).
+        reidnb.core.runs.RunCacheError: an unreadable file in the run's folder (named).
+    """
+    from torch.utils.data import DataLoader
+    from torchvision.datasets import CIFAR100
+
+    if method not in CIFAR_METHODS:
+        raise KeyError(f"unknown CIFAR-100 method {method!r}; known: {list(CIFAR_METHODS)}")
+    variant, depth, dilation, sac = CIFAR_METHODS[method]
+    backbone = depth if cfg.profile == "paper" else cfg.backbone
+    size, bs = int(cfg.cifar_size), int(cfg.cifar_batch)
+    train_set = CIFAR100(str(root), train=True, download=False)
+    test_set = CIFAR100(str(root), train=False, download=False)
+    n_tr, n_te = cfg.cifar_train_subset, cfg.cifar_test_subset
+    tr_idx = range(min(len(train_set), n_tr or len(train_set)))
+    te_idx = range(min(len(test_set), n_te or len(test_set)))
+    stage = cifar_stage(cfg, len(tr_idx))
+    train = DataLoader(CifarDictDataset(train_set, cifar_transforms(size, True), tr_idx),
+                       batch_size=bs, shuffle=True, drop_last=True, num_workers=cfg.workers,
+                       generator=torch.Generator().manual_seed(cfg.seed))
+    test = DataLoader(CifarDictDataset(test_set, cifar_transforms(size, False), te_idx),
+                      batch_size=256, num_workers=cfg.workers)
+    key = run_key(dict(method=method, backbone=backbone, size=size, n_train=len(tr_idx),
+                       seed=cfg.seed, pretrained=cfg.pretrained, stage=stage.key()))
+    store = RunDir(Path(cfg.output_dir) / "checkpoints" / cfg.notebook, f"cifar-{method}", key)
+
+    seed_everything(cfg.seed)
+    net = build_model("sal", 100, backbone=backbone, pretrained=cfg.pretrained,
+                      dilation=dilation, multi_level=False, stage6=sac)
+    losses = {"ce": (1.0, Term(cross_entropy, key="logits"))}
+    if sac:
+        losses["sac"] = (1.0, SACTerm())
+    trainer = Trainer(net, losses, device=cfg.device, optimizer=stage.optimizer, lr=stage.lr,
+                      weight_decay=stage.weight_decay, gamma=stage.gamma,
+                      milestones=stage.milestone_iters, checkpoint_dir=store.path,
+                      resume=True, seed=cfg.seed, progress=verbose)
+    _, train_seconds, source = fit_stage(trainer, train, stage, store)
+
+    ekey = run_key({"run": key, "n_test": len(te_idx), "size": size})
+    saved = store.load_eval(ekey) if source == "cache" else None
+    if saved is not None:
+        (arrays, eval_seconds) = saved
+        pred, label = arrays["pred"], arrays["label"]
+    else:
+        t0 = time.perf_counter()
+        pred, label = _predict(trainer.model, test, cfg.device)
+        eval_seconds = time.perf_counter() - t0
+        store.save_eval(ekey, {"pred": pred, "label": label}, eval_seconds)
+    run = CifarRun(method, variant, backbone, _error(pred, label), train_seconds,
+                   eval_seconds, stage.epochs, len(tr_idx), len(te_idx), source, store.path)
+    if verbose:
+        what = "loaded from the run store" if source == "cache" else f"{source}"
+        print(f"[CIFAR-100 {method}] {backbone} at {size}px, {stage.epochs} epoch(s) on "
+              f"{len(tr_idx)} images ({what}): error {run.error_rate:.2f}% on "
+              f"{len(te_idx)} test images")
+    return run
