@@ -11,13 +11,13 @@ Model contract (DESIGN.md, notes/contracts.md):
 * ``forward(x, return_featuremaps=True) -> Tensor [N, C, h, w]`` in either mode;
 * extra inputs (masks, part labels) as keyword arguments.
 
-The registry sits above the imports of the model files so that they can use
-``from reidnb.models import register_model`` without a circular-import problem.
+The papers' networks live in their own packages (``reidnb/papers/<paper>/model.py``) and
+register themselves when the paper package is imported (``from reidnb.papers import sal``;
+``reidnb.papers.import_all()`` imports all four). ``build_model`` names the registered
+ones when a name is unknown.
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from typing import Callable
 
 import torch.nn as nn
@@ -55,14 +55,10 @@ def build_model(name: str, num_classes: int, **kw) -> nn.Module:
         KeyError: ``name`` is not registered (the message lists the known names).
     """
     if name not in _MODELS:
-        raise KeyError(f"Unknown model: {name}. Must be one of {list_models()}")
+        raise KeyError(f"Unknown model: {name}. Must be one of {list_models()} (a paper's "
+                       "network is registered when its package is imported, e.g. "
+                       "`from reidnb.papers import sal`)")
     return _MODELS[name](num_classes, **kw)
 
 
 from .backbones import ResNetBackbone  # noqa: E402
-
-# Model files written alongside register themselves when present.
-for _m in ("sal", "maskreid", "magnifiernet"):
-    if importlib.util.find_spec(f"{__name__}.{_m}") is not None:
-        importlib.import_module(f"{__name__}.{_m}")
-del _m
