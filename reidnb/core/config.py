@@ -313,11 +313,6 @@ def config_class(notebook: str) -> type[RunConfig]:
         KeyError: no config class registered under that id (lists the known ones).
     """
     if notebook not in _REGISTRY:
-        from ._legacy import legacy_config_class  # TEMPORARY during the layout change
-
-        legacy = legacy_config_class(notebook)
-        if legacy is not None:
-            return legacy
         raise KeyError(f"no config class for notebook {notebook!r}; known: {sorted(_REGISTRY)} "
                        "(import its paper package first, e.g. `from reidnb.papers import "
                        "bcloss`)")
