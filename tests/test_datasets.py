@@ -262,9 +262,9 @@ def test_synthetic_generates_when_incomplete(tmp_path, monkeypatch):
 def test_synthetic_declared_count_mismatch_is_shown(tmp_path, capsys):
     root = _synthetic_tree(tmp_path / "set")
     (root / "bounding_box_train" / "0002_c2s1_000002_00.jpg").unlink()
-    ds = load_dataset("synthetic", root)
+    load_dataset("synthetic", root)
     out = capsys.readouterr().out
-    line = next(l for l in out.splitlines() if l.strip().startswith("train images"))
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("train images"))
     assert "declared" in out and line.split() == ["train", "images", "1", "2", "MISMATCH"]
     (root / "meta.json").write_text("{not json")
     with pytest.raises(ValueError) as e:
