@@ -102,8 +102,10 @@ class MaskReIDConfig(RunConfig):
         "backbone": "ResNet-18 two-stream variant: the DGD network is ~4x slower per image on "
                     "the CPU",
         "pretrained": "no ImageNet weights offline (auto: try once, else random init)",
-        "height": "64x32 on the CPU (smoke 32x16)",
-        "width": "64x32 on the CPU (smoke 32x16)",
+        "quick:height": "64x32 to fit the 2-core CPU budget of the quick profile",
+        "quick:width": "64x32 to fit the 2-core CPU budget of the quick profile",
+        "smoke:height": "32x16: every code path in seconds",
+        "smoke:width": "32x16: every code path in seconds",
         "batch_size": "smaller batches on the CPU (P/N scaled with num_pos)",
         "num_pos": "P scaled with the batch (quick P/N 5/27, smoke 3/13)",
         "epochs": "not used by this notebook: its stages are given in iterations",
