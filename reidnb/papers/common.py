@@ -40,6 +40,7 @@ from ..evaluation import EvalResult, evaluate
 from ..models import build_model
 
 __all__ = ["load_data", "make_train_loader", "test_transform", "Run", "batches_per_epoch",
+           "epoch_images",
            "train_and_evaluate", "training_key", "stage_loader", "load_run", "fit_stage"]
 
 
@@ -111,6 +112,27 @@ def make_train_loader(cfg: RunConfig, dataset: ReIDDataset, *, sampler: str = "r
                                   seed=cfg.seed)
         return DataLoader(data, batch_size=bs, sampler=s, drop_last=True, **common)
     return DataLoader(data, batch_size=bs, shuffle=True, drop_last=True, **common)
+
+
+def epoch_images(dataset: ReIDDataset, sampler: str, batch_size: int,
+                 num_instances: int = 4) -> int:
+    """Images one epoch of a stage's loader yields: what a :class:`Stage` is built on
+    (``Stage.from_epochs(..., epoch_images(...), batch_size, ...)``), so its epochs and lr
+    milestones are epochs of the real loader.
+
+    Random and anchor batches: every training image (``len(dataset.train)``; the anchor
+    sampler makes ``len // batch`` batches). P x K batches: the
+    :class:`~reidnb.data.samplers.RandomIdentitySampler` epoch, (K-image chunks // P) x P x K,
+    which is not ``len(dataset.train)`` (torchreid and fast-reid count epochs of the
+    sampler too).
+
+    Raises:
+        ValueError: from the sampler (batch not a multiple of K, fewer than P identities).
+    """
+    if sampler != "pk":
+        return len(dataset.train)
+    return len(RandomIdentitySampler([r.pid for r in dataset.train], batch_size,
+                                     num_instances))
 
 
 def stage_loader(cfg: RunConfig, dataset: ReIDDataset, stage: Stage, *,
@@ -256,6 +278,12 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
             net.load_state_dict(src.state_dict())
         loader = stage_loader(cfg, dataset, stage, load_mask=load_mask, load_parts=load_parts,
                               random_erasing=random_erasing)
+        if len(loader) != stage.iters_per_epoch:
+            raise ValueError(f"{name}: {stage.name} was built for {stage.iters_per_epoch} "
+                             f"batches per epoch but its {stage.sampler} loader yields "
+                             f"{len(loader)}; build the stage on epoch_images(dataset, sampler, "
+                             "batch_size, K) so its epochs and lr milestones are epochs of the "
+                             "real loader")
         callbacks = [HistoryCSV(store.path / "history.csv")]
         if TensorBoardLogger.available():
             callbacks.append(TensorBoardLogger(store.path / "tensorboard"))

@@ -24,14 +24,14 @@ from typing import Any, Mapping
 import torch
 
 from ...core.stages import Stage
-from ..common import Run, train_and_evaluate
+from ..common import Run, epoch_images, train_and_evaluate
 from .config import SAMPLINGS, TABLE2_ROWS, MagnifierNetConfig
 from .model import check_sampling, magnifiernet_losses
 
 __all__ = [
     "Variant", "VARIANTS", "TABLE2_ROWS", "STAGE1_FULL", "FULL", "SD_CONTROL", "SAMPLINGS",
     "variant", "model_kw", "variant_losses", "parts_input", "image_input", "stage",
-    "sd_weight", "describe_stages", "RunSpec", "Plan", "make_plan", "train_stage1",
+    "sd_weight", "stage_images", "describe_stages", "RunSpec", "Plan", "make_plan", "train_stage1",
     "train_stage2", "train_plan", "pretrained_status",
 ]
 
@@ -180,6 +180,12 @@ def sd_weight(cfg: MagnifierNetConfig, which: int, *, sd: bool = True) -> float:
     """gamma of the SD loss in stage ``which``: 0 in stage 1, ``cfg.sd_weight`` in stage 2
     (0 for the control ``sd=False``)."""
     return float(cfg.sd_weight) if which == 2 and sd else 0.0
+
+
+def stage_images(cfg: MagnifierNetConfig, dataset: Any) -> int:
+    """Images one epoch of the P x K loader yields (:func:`reidnb.papers.common.epoch_images`):
+    the stages' epochs, warm-up and lr milestones (002 §4.1) are epochs of that loader."""
+    return epoch_images(dataset, "pk", int(cfg.batch_size), int(cfg.num_instances))
 
 
 def describe_stages(cfg: MagnifierNetConfig, num_train_images: int) -> list[str]:
@@ -351,7 +357,7 @@ def _train(cfg, dataset, *, name, kw, which: int, sd: bool = True, init=None,
     return train_and_evaluate(
         cfg, dataset, name=name, model="magnifiernet",
         losses=variant_losses(kw, cfg, sd_weight(cfg, which, sd=sd)),
-        stage=stage(cfg, which, len(dataset.train)), model_kw=kw, init=init,
+        stage=stage(cfg, which, stage_images(cfg, dataset)), model_kw=kw, init=init,
         load_parts=True, random_erasing=float(cfg.random_erasing), input_fn=parts_input,
         eval_input_fn=image_input, rerank=rerank, evaluate_model=evaluate_model,
         verbose=verbose)

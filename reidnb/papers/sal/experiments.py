@@ -28,10 +28,9 @@ from torch import nn
 from ...core.runs import Run
 from ...core.stages import Stage, step_milestones
 from ...data.datasets import ReIDDataset, subset_train
-from ...data.samplers import RandomIdentitySampler
 from ...losses import SACTerm, Term, cross_entropy, quadruplet_hard_loss, triplet_hard_loss
 from .. import common
-from ..common import train_and_evaluate
+from ..common import epoch_images, train_and_evaluate
 
 __all__ = [
     "Setting", "TABLE1", "DIRECTIONS", "QUADRUPLET_MARGINS", "select_settings", "loss_terms",
@@ -199,24 +198,6 @@ def stage1_tag(setting: Setting) -> str:
 
 
 # --------------------------------------------------------------------------- stages
-def epoch_images(dataset: ReIDDataset, sampler: str, batch_size: int,
-                 num_instances: int = 4) -> int:
-    """Images one epoch of the stage's loader yields (sets ``Stage.iters_per_epoch``).
-
-    Random batches: every training image (``len(dataset.train)``). P x K batches: the
-    :class:`~reidnb.data.samplers.RandomIdentitySampler` epoch, ``len(sampler)`` = (K-image
-    chunks // P) x P x K, which is not ``len(dataset.train)``; the lr milestones of 004
-    §4.1 ("every 50 epochs") are epochs of that loader.
-
-    Raises:
-        ValueError: from the sampler (batch not a multiple of K, fewer than P identities).
-    """
-    if sampler != "pk":
-        return len(dataset.train)
-    return len(RandomIdentitySampler([r.pid for r in dataset.train], batch_size,
-                                     num_instances))
-
-
 def stages(cfg: Any, dataset: ReIDDataset, setting: Setting) -> tuple[Stage, Stage]:
     """Stage 1 and stage 2 of one Table 1 setting (004 §4.1, recipes.md §4.3).
 
