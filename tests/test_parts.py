@@ -1,7 +1,6 @@
 """Tests of reidnb.data.parts: LIP -> part mapping, the parser, the mask sources and cache."""
 from __future__ import annotations
 
-import math
 import os
 import urllib.error
 from pathlib import Path
@@ -15,7 +14,6 @@ from reidnb.data import parts as M
 from reidnb.data.datasets import load_dataset
 from reidnb.data.parts import fcn as FCN
 from reidnb.data.parts.cache import _torch_threads
-from reidnb.evaluation.segmentation import confusion_matrix, segmentation_scores
 
 # --------------------------------------------------------------------------- lip_to_parts
 
@@ -101,18 +99,6 @@ def test_masks_from_parts_numpy_and_torch():
     assert t.dtype == torch.uint8 and t.tolist() == [[0, 255, 255], [255, 0, 0]]
     assert len(M.PART_NAMES) == len(M.PART_COLORS) == 8
     assert M.colorize_parts(parts)[0, 2].tolist() == list(M.PART_COLORS[7])
-
-
-def test_scores_hand_worked():
-    target = torch.tensor([0, 0, 1, 1])
-    pred = torch.tensor([0, 1, 1, 1])
-    s = segmentation_scores(confusion_matrix(pred, target, M.NUM_PARTS), M.PART_NAMES)
-    assert s["per_class_iou"]["background"] == pytest.approx(1 / 2)
-    assert s["per_class_iou"]["head"] == pytest.approx(2 / 3)
-    assert math.isnan(s["per_class_iou"]["foot"])          # absent: not in the mean
-    assert s["miou"] == pytest.approx((1 / 2 + 2 / 3) / 2)
-    assert s["pixel_acc"] == pytest.approx(3 / 4)
-    assert s["fg_iou"] == pytest.approx(2 / 3)
 
 
 # --------------------------------------------------------------------------- tiny Market tree
