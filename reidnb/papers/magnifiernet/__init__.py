@@ -44,7 +44,7 @@ from .experiments import (FULL, SAMPLINGS, SD_CONTROL, STAGE1_FULL, TABLE2_ROWS,
                           Plan, RunSpec, Variant, describe_stages, image_input, make_plan, stage_images,
                           model_kw, parts_input, pretrained_status, sd_weight, stage,
                           train_plan, train_stage1, train_stage2, variant, variant_losses)
-from .figures import activation_maps, figure_batch, predicted_parts, save_figure, top1_panel
+from .figures import activation_maps, figure_batch, predicted_parts, top1_panel
 from .model import MagnifierNet, magnifiernet_losses
 from .parts import prepare_parts
 from .tables import (PUBLISHED, fig4_frame, fig5_frame, measured_rows, table1_frame,
@@ -60,5 +60,5 @@ __all__ = [
     "sd_weight", "stage_images", "describe_stages", "RunSpec", "Plan", "make_plan", "train_stage1",
     "train_stage2", "train_plan", "pretrained_status", "prepare_parts", "table_dataset",
     "table1_frame", "table2_frame", "fig4_frame", "fig5_frame", "measured_rows",
-    "figure_batch", "activation_maps", "predicted_parts", "top1_panel", "save_figure",
+    "figure_batch", "activation_maps", "predicted_parts", "top1_panel",
 ]

@@ -7,7 +7,6 @@ those functions take.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -19,7 +18,7 @@ from ...data.datasets import ImageDataset, Record
 from ...data.transforms import build_transforms, denormalize
 from ...evaluation.retrieval import pick_top1_queries, top1_matches
 
-__all__ = ["figure_batch", "activation_maps", "predicted_parts", "top1_panel", "save_figure"]
+__all__ = ["figure_batch", "activation_maps", "predicted_parts", "top1_panel"]
 
 
 def figure_batch(cfg: Any, records: Sequence[Any], n: int = 6, *, seed: int = 0
@@ -143,13 +142,3 @@ def top1_panel(cfg: Any, baseline: Any, improved: Any, n: int = 2) -> dict[str, 
         rows.append(pair)
     return {"query_rgb": qb["rgb"], "rows": rows, "queries": queries,
             "names": (baseline.name, improved.name)}
-
-
-def save_figure(cfg: Any, fig: Any, name: str) -> Path:
-    """Save ``fig`` as ``<cfg.output_dir>/figures/<cfg.notebook>/<name>.png`` (folders
-    created); returns the path. ``fig`` None (nothing drawn) returns the path unsaved."""
-    path = Path(cfg.output_dir) / "figures" / cfg.notebook / f"{name}.png"
-    if fig is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
