@@ -1,6 +1,5 @@
 """Tests of reidnb.data.datasets.cifar100: locating CIFAR-100 (never downloaded at quick),
-the dict dataset and the transforms (copied from tests/test_sal_recipes.py where they
-apply to the recipe module's former copy)."""
+the dict dataset and the transforms."""
 from __future__ import annotations
 
 import numpy as np

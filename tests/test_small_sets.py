@@ -1,7 +1,6 @@
 """Tests of reidnb.data.datasets.small_sets: the small-scale loaders of MaskReID Table 1.
 
-The loaders run on generated folder trees in torchreid's layouts (moved here from the
-former tests/test_maskreid_recipes.py with the loaders).
+The loaders run on generated folder trees in torchreid's layouts.
 """
 from __future__ import annotations
 

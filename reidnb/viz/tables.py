@@ -57,7 +57,7 @@ def plot_fusion_comparison(frame, *, title=None):
 
     Args:
         frame: long DataFrame with columns branch, metric, value (percent)
-            (``magnifiernet_recipes.fig4_frame``).
+            (``reidnb.papers.magnifiernet.fig4_frame``).
 
     Raises:
         ValueError: empty frame or missing columns.
@@ -85,7 +85,7 @@ def plot_k_hat_sweep(frame, *, metrics=("mAP", "rank1"), title=None):
 
     Args:
         frame: DataFrame with columns sampling, k_hat and the metrics (percent)
-            (``magnifiernet_recipes.fig5_frame``).
+            (``reidnb.papers.magnifiernet.fig5_frame``).
 
     Raises:
         ValueError: empty frame or missing columns.
