@@ -165,8 +165,8 @@ class RunConfig:
             unknown = sorted(set(layer) - set(fields))
             if unknown:
                 hint = ("" if cls is not RunConfig else " (a paper notebook's settings are "
-                        "known once its package is imported, e.g. `from reidnb.papers import "
-                        f"bcloss`; config classes known now: {sorted(_REGISTRY)})")
+                        "known once its package is imported (e.g. "
+                        f"reidnb.papers.bcloss); config classes known now: {sorted(_REGISTRY)})")
                 raise ValueError(f"{cls.__name__} ({cls.notebook}): unknown setting(s) "
                                  f"{unknown} in {source}; known: {sorted(fields)}{hint}")
             merged.update(layer)
@@ -314,8 +314,7 @@ def config_class(notebook: str) -> type[RunConfig]:
     """
     if notebook not in _REGISTRY:
         raise KeyError(f"no config class for notebook {notebook!r}; known: {sorted(_REGISTRY)} "
-                       "(import its paper package first, e.g. `from reidnb.papers import "
-                       "bcloss`)")
+                       "(its paper package must be imported first, e.g. reidnb.papers.bcloss)")
     return _REGISTRY[notebook]
 
 

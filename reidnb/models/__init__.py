@@ -12,8 +12,8 @@ Model contract (DESIGN.md, notes/contracts.md):
 * extra inputs (masks, part labels) as keyword arguments.
 
 The papers' networks live in their own packages (``reidnb/papers/<paper>/model.py``) and
-register themselves when the paper package is imported (``from reidnb.papers import sal``;
-``reidnb.papers.import_all()`` imports all four). ``build_model`` names the registered
+register themselves when the paper package (e.g. ``reidnb.papers.sal``) is imported;
+``reidnb.papers.import_all()`` imports all four. ``build_model`` names the registered
 ones when a name is unknown.
 """
 from __future__ import annotations
@@ -57,7 +57,7 @@ def build_model(name: str, num_classes: int, **kw) -> nn.Module:
     if name not in _MODELS:
         raise KeyError(f"Unknown model: {name}. Must be one of {list_models()} (a paper's "
                        "network is registered when its package is imported, e.g. "
-                       "`from reidnb.papers import sal`)")
+                       "reidnb.papers.sal)")
     return _MODELS[name](num_classes, **kw)
 
 
