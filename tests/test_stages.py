@@ -80,3 +80,59 @@ def test_key_ignores_name_and_notes():
     a = Stage.from_epochs("stage 1", 2, 100, 10, 0.1)
     b = Stage.from_epochs("other name", 2, 100, 10, 0.1, notes=("x",))
     assert a.key() == b.key() and a != b
+
+
+# ------------------------------------------------------------------ Caffe poly policy
+
+def test_lr_factor_poly_by_hand():
+    # Caffe poly: lr = base * (1 - iter/max_iter)^power; base 0.1, 100 iterations, power 0.5
+    base = 0.1
+    lr = [base * lr_factor(i, policy="poly", power=0.5, max_iters=100) for i in (0, 19, 50, 75, 99, 100)]
+    assert lr[0] == pytest.approx(0.1)
+    assert lr[1] == pytest.approx(0.1 * 0.9)              # (1 - 0.19)^0.5 = 0.81^0.5 = 0.9
+    assert lr[2] == pytest.approx(0.1 * 0.5 ** 0.5)       # 0.070710...
+    assert lr[3] == pytest.approx(0.05)                   # 0.25^0.5 = 0.5
+    assert lr[4] == pytest.approx(0.01)                   # 0.01^0.5 = 0.1
+    assert lr[5] == 0.0
+    # poly ignores milestones; with power 1 it is linear
+    assert lr_factor(30, policy="poly", power=1.0, max_iters=60, milestones=(10,)) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="max_iters"):
+        lr_factor(3, policy="poly", power=0.5)
+    with pytest.raises(ValueError, match="policy"):
+        lr_factor(3, policy="cosine")
+
+
+def test_poly_stage_and_scheduler_steps_the_optimiser():
+    import torch
+
+    from reidnb.core.stages import WarmupMultiStepLR
+
+    s = Stage.from_iters("stage 1", 100, 640, 64, 0.1, lr_policy="poly", lr_power=0.5)
+    assert "poly lr (power 0.5) to 0 at iteration 100" in s.describe()
+    kw = s.scheduler_kw()
+    assert (kw["policy"], kw["power"], kw["max_iters"], kw["milestones"]) == ("poly", 0.5, 100, [])
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=s.lr)
+    sched = WarmupMultiStepLR(opt, **kw)
+    for _ in range(75):
+        sched.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05)
+    state = sched.state_dict()
+    sched2 = WarmupMultiStepLR(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1))
+    sched2.load_state_dict(state)                          # poly survives a checkpoint
+    assert sched2.get_lr()[0] == pytest.approx(0.05)
+    old = {k: v for k, v in state.items() if k not in ("policy", "power", "max_iters")}
+    sched2.load_state_dict(old)                            # a pre-poly checkpoint: step policy
+    assert sched2.get_lr()[0] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="milestones"):
+        Stage("s", 10, 5, 0.1, 8, milestones=(1,), lr_policy="poly")
+
+
+def test_new_fields_stay_out_of_old_run_keys():
+    a = Stage("s", 10, 5, 0.1, 8)
+    assert set(a.key()).isdisjoint({"lr_policy", "lr_power", "flip_p", "pad"})
+    b = Stage("s", 10, 5, 0.1, 8, lr_policy="poly", lr_power=0.5, pad=0, flip_p=0.5)
+    assert (b.key()["lr_policy"], b.key()["lr_power"], b.key()["pad"]) == ("poly", 0.5, 0)
+    assert "flip_p" not in b.key()
+    assert Stage("s", 10, 5, 0.1, 8, pad=0).augmentation() == [
+        "horizontal flip p=0.5", "no pad + crop"]
+    assert Stage("s", 10, 5, 0.1, 8, pad=8).augmentation()[1].startswith("zero-pad 8 px")

@@ -10,10 +10,20 @@ the epochs of the loader that cover them, so the Trainer gets epochs (for the pe
 seeding, checkpoints and samplers) plus an iteration cap when the stage ends inside an
 epoch.
 
-The learning-rate schedule is the Trainer's (reid-strong-baseline ``WarmupMultiStepLR``):
-linear warm-up over ``warmup_epochs``, then x ``gamma`` at each epoch of ``milestones``.
-Milestones are epochs here and converted to iterations by the run
-(``epoch * iters_per_epoch``), as torchreid and fast-reid step their schedulers per epoch.
+The learning-rate schedule is the Trainer's, one of two policies (``Stage.lr_policy``):
+
+* ``"step"`` (reid-strong-baseline ``WarmupMultiStepLR``): linear warm-up over
+  ``warmup_epochs``, then x ``gamma`` at each epoch of ``milestones``. Milestones are epochs
+  here and converted to iterations by the run (``epoch * iters_per_epoch``), as torchreid
+  and fast-reid step their schedulers per epoch.
+* ``"poly"`` (Caffe's ``poly`` lr policy, ``caffe/src/caffe/solvers/sgd_solver.cpp``
+  ``GetLearningRate``): lr = base_lr * (1 - iter / max_iter) ^ power over the stage's
+  ``iters``; the DGD solver that MaskReID trains with (Xiao et al. 2016,
+  ``models/dgd/*_solver.prototxt``: ``lr_policy: "poly"``, ``power: 0.5``).
+
+A stage also carries the train-time geometry augmentation its loader builds (``flip_p``,
+``pad``: :func:`reidnb.data.transforms.build_transforms`), so a paper's printed recipe can
+be read off the same values the loader uses.
 """
 from __future__ import annotations
 
@@ -26,12 +36,18 @@ import numpy as np
 import torch
 
 __all__ = ["Stage", "batches_per_epoch", "step_milestones", "total_images", "OPTIMIZERS", "SAMPLERS",
-           "epochs_to_iters", "lr_factor", "WarmupMultiStepLR"]
+           "LR_POLICIES", "epochs_to_iters", "lr_factor", "WarmupMultiStepLR"]
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
 #: random: shuffled batches; pk: P identities x K images (Hermans et al. 2017, torchreid
 #: RandomIdentitySampler); anchor: MaskReID's P/N anchor-ranking batches (000 §3.2).
 SAMPLERS: tuple[str, ...] = ("random", "pk", "anchor")
+#: step: warm-up + x gamma at milestones (BoT ``WarmupMultiStepLR``); poly: Caffe's
+#: ``base_lr * (1 - iter/max_iter)^power``.
+LR_POLICIES: tuple[str, ...] = ("step", "poly")
+#: Fields added after runs were stored; :meth:`Stage.key` leaves each out at this value so
+#: the keys of runs trained before they existed do not change.
+_KEY_DEFAULTS: dict[str, object] = {"lr_policy": "step", "lr_power": 1.0, "flip_p": 0.5, "pad": 10}
 
 
 def batches_per_epoch(num_train_images: int, batch_size: int) -> int:
@@ -78,6 +94,15 @@ class Stage:
         num_instances: K of P x K batches (``sampler="pk"``).
         num_pos: positives per anchor batch (``sampler="anchor"``).
         notes: why the stage differs from the one asked for (caps), printable phrases.
+        lr_policy: ``"step"`` (warm-up + milestones) or ``"poly"`` (Caffe:
+            lr x (1 - iter / iters) ^ ``lr_power``; no milestones allowed).
+        lr_power: exponent of the poly policy (DGD's solver: 0.5).
+        flip_p: horizontal-flip probability of the stage's train loader (0 = none).
+        pad: zero padding in pixels before the random crop back to H x W (0 = no pad+crop).
+
+    Raises:
+        ValueError: non-positive iters / lr, unknown optimizer / sampler / lr policy, poly
+            with milestones, lr_power <= 0, flip_p outside [0, 1], negative pad.
     """
 
     name: str
@@ -94,6 +119,10 @@ class Stage:
     num_instances: int = 4
     num_pos: int = 10
     notes: tuple[str, ...] = ()
+    lr_policy: str = "step"
+    lr_power: float = 1.0
+    flip_p: float = 0.5
+    pad: int = 10
 
     def __post_init__(self) -> None:
         if self.iters < 1 or self.iters_per_epoch < 1:
@@ -107,6 +136,17 @@ class Stage:
         if self.sampler not in SAMPLERS:
             raise ValueError(f"{self.name}: sampler must be one of {SAMPLERS}, got "
                              f"{self.sampler!r}")
+        if self.lr_policy not in LR_POLICIES:
+            raise ValueError(f"{self.name}: lr_policy must be one of {LR_POLICIES}, got "
+                             f"{self.lr_policy!r}")
+        if self.lr_policy == "poly" and self.milestones:
+            raise ValueError(f"{self.name}: the poly lr policy takes no milestones, got "
+                             f"{list(self.milestones)}")
+        if not self.lr_power > 0:
+            raise ValueError(f"{self.name}: lr_power must be > 0, got {self.lr_power!r}")
+        if not 0.0 <= self.flip_p <= 1.0 or int(self.pad) < 0:
+            raise ValueError(f"{self.name}: flip_p must lie in [0, 1] and pad be >= 0, got "
+                             f"{self.flip_p!r} and {self.pad!r}")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -200,18 +240,40 @@ class Stage:
                  f"{self.batch_size - self.num_pos})" if self.sampler == "anchor"
                  else f"batch {self.batch_size}")
         of = f" of {num_train_images} images" if num_train_images else ""
-        sched = (f", x{self.gamma:g} at epochs {list(self.milestones)}" if self.milestones
+        sched = (f", poly lr (power {self.lr_power:g}) to 0 at iteration {self.iters}"
+                 if self.lr_policy == "poly" else
+                 f", x{self.gamma:g} at epochs {list(self.milestones)}" if self.milestones
                  else ", constant lr")
         warm = f", warm-up {self.warmup_epochs} epochs" if self.warmup_epochs else ""
         notes = f" ({'; '.join(self.notes)})" if self.notes else ""
         return (f"{self.name}: {self.iters} iterations of {batch} (= {self.iters / self.iters_per_epoch:.2f}"
                 f" epochs{of}), {self.optimizer.upper()} lr {self.lr:g}{warm}{sched}{notes}")
 
+    def augmentation(self) -> list[str]:
+        """The geometry augmentation of the stage's train loader, printable phrases
+        (``flip_p``, ``pad``; the loader's order: flip, then pad + random crop)."""
+        out = [f"horizontal flip p={self.flip_p:g}" if self.flip_p else "no flip"]
+        out.append(f"zero-pad {self.pad} px + random crop back to the input size" if self.pad
+                   else "no pad + crop")
+        return out
+
+    def scheduler_kw(self) -> dict:
+        """Keyword arguments of :class:`WarmupMultiStepLR` (and of the Trainer, which passes
+        them on) for this stage, in optimiser steps."""
+        return {"milestones": self.milestone_iters, "gamma": self.gamma,
+                "warmup_iters": self.warmup_iters, "policy": self.lr_policy,
+                "power": self.lr_power, "max_iters": self.iters}
+
     def key(self) -> dict:
-        """What defines the stage's training (for the run key): every field but name/notes."""
+        """What defines the stage's training (for the run key): every field but name/notes;
+        a field of ``_KEY_DEFAULTS`` (added later) only when it differs from that value, so
+        runs stored before it existed keep their keys."""
         d = dataclasses.asdict(self)
         d.pop("name")
         d.pop("notes")
+        for k, v in _KEY_DEFAULTS.items():
+            if d[k] == v:
+                d.pop(k)
         return d
 
 
@@ -241,17 +303,35 @@ def epochs_to_iters(epochs: int | Sequence[int], iters_per_epoch: int) -> int | 
 
 
 def lr_factor(iteration: int, *, warmup_iters: int = 0, milestones: Sequence[int] = (),
-              gamma: float = 0.1, warmup_factor: float = 0.01) -> float:
+              gamma: float = 0.1, warmup_factor: float = 0.01, policy: str = "step",
+              power: float = 1.0, max_iters: int | None = None) -> float:
     """Learning-rate multiplier at optimiser step ``iteration`` (0-based).
 
-    ``gamma ** #{m in milestones : m <= iteration}``, times, during warm-up
-    (``iteration < warmup_iters``), ``warmup_factor * (1 - a) + a`` with
-    ``a = iteration / warmup_iters`` (linear from ``warmup_factor`` at step 0 towards 1).
-    Follows reid-strong-baseline ``solver/lr_scheduler.py`` (``WarmupMultiStepLR``,
-    "linear" method), counted in iterations. Example: warmup_iters=10, milestones=(20,),
-    gamma=0.1 gives 0.01 at step 0, 0.505 at step 5, 1 at steps 10..19, 0.1 from step 20.
+    ``policy="step"``: ``gamma ** #{m in milestones : m <= iteration}``. Follows
+    reid-strong-baseline ``solver/lr_scheduler.py`` (``WarmupMultiStepLR``, "linear"
+    method), counted in iterations.
+    ``policy="poly"``: ``(1 - iteration / max_iters) ** power`` (0 from ``max_iters`` on),
+    Caffe's ``poly`` policy (``SGDSolver::GetLearningRate``), as DGD's solver uses it with
+    power 0.5 (MaskReID's recipe). Milestones are ignored.
+    Either is multiplied, during warm-up (``iteration < warmup_iters``), by
+    ``warmup_factor * (1 - a) + a`` with ``a = iteration / warmup_iters`` (linear from
+    ``warmup_factor`` at step 0 towards 1).
+
+    Examples: warmup_iters=10, milestones=(20,), gamma=0.1 gives 0.01 at step 0, 0.505 at
+    step 5, 1 at steps 10..19, 0.1 from step 20. poly, power 0.5, max_iters 100: 1 at step
+    0, sqrt(0.5) at step 50, 0.5 at step 75, 0 at step 100.
+
+    Raises:
+        ValueError: unknown ``policy``; poly without ``max_iters`` >= 1.
     """
-    f = gamma ** bisect.bisect_right(sorted(milestones), iteration)
+    if policy == "poly":
+        if not max_iters or int(max_iters) < 1:
+            raise ValueError(f"the poly lr policy needs max_iters >= 1, got {max_iters!r}")
+        f = max(0.0, 1.0 - iteration / int(max_iters)) ** power
+    elif policy == "step":
+        f = gamma ** bisect.bisect_right(sorted(milestones), iteration)
+    else:
+        raise ValueError(f"lr policy must be one of {LR_POLICIES}, got {policy!r}")
     if iteration < warmup_iters:
         a = iteration / warmup_iters
         f *= warmup_factor * (1.0 - a) + a
@@ -259,18 +339,29 @@ def lr_factor(iteration: int, *, warmup_iters: int = 0, milestones: Sequence[int
 
 
 class WarmupMultiStepLR:
-    """Per-iteration warm-up + step-decay schedule (:func:`lr_factor`) for an optimiser.
+    """Per-iteration warm-up + step-decay (or poly) schedule (:func:`lr_factor`).
 
     Sets every param group's ``lr`` to ``base_lr * lr_factor(self.iteration, ...)``;
     ``step()`` after each optimiser step advances ``iteration``. ``state_dict()`` is plain
-    data (base lrs, iteration and the schedule's parameters).
+    data (base lrs, iteration and the schedule's parameters); a state saved before the
+    poly policy existed loads as the step policy. ``policy="poly"`` (Caffe) decays to 0 at
+    ``max_iters`` with exponent ``power``.
 
     Raises:
-        ValueError: negative warm-up, non-positive gamma or warm-up factor outside (0, 1].
+        ValueError: negative warm-up, non-positive gamma or warm-up factor outside (0, 1],
+            unknown policy, poly without ``max_iters`` or with ``power`` <= 0.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, milestones: Sequence[int] = (),
-                 gamma: float = 0.1, warmup_iters: int = 0, warmup_factor: float = 0.01):
+                 gamma: float = 0.1, warmup_iters: int = 0, warmup_factor: float = 0.01,
+                 policy: str = "step", power: float = 1.0, max_iters: int | None = None):
+        if policy not in LR_POLICIES:
+            raise ValueError(f"policy must be one of {LR_POLICIES}, got {policy!r}")
+        if policy == "poly" and (not max_iters or int(max_iters) < 1 or not power > 0):
+            raise ValueError(f"the poly policy needs max_iters >= 1 and power > 0, got "
+                             f"{max_iters!r} and {power!r}")
+        self.policy, self.power = policy, float(power)
+        self.max_iters = int(max_iters) if max_iters else None
         if int(warmup_iters) < 0:
             raise ValueError(f"warmup_iters must be >= 0, got {warmup_iters}")
         if not gamma > 0:
@@ -290,7 +381,8 @@ class WarmupMultiStepLR:
     def factor(self, iteration: int | None = None) -> float:
         it = self.iteration if iteration is None else iteration
         return lr_factor(it, warmup_iters=self.warmup_iters, milestones=self.milestones,
-                         gamma=self.gamma, warmup_factor=self.warmup_factor)
+                         gamma=self.gamma, warmup_factor=self.warmup_factor,
+                         policy=self.policy, power=self.power, max_iters=self.max_iters)
 
     def get_lr(self) -> list[float]:
         f = self.factor()
@@ -307,7 +399,8 @@ class WarmupMultiStepLR:
     def state_dict(self) -> dict:
         return {"base_lrs": list(self.base_lrs), "iteration": self.iteration,
                 "milestones": list(self.milestones), "gamma": self.gamma,
-                "warmup_iters": self.warmup_iters, "warmup_factor": self.warmup_factor}
+                "warmup_iters": self.warmup_iters, "warmup_factor": self.warmup_factor,
+                "policy": self.policy, "power": self.power, "max_iters": self.max_iters}
 
     def load_state_dict(self, state: Mapping) -> None:
         self.base_lrs = [float(b) for b in state["base_lrs"]]
@@ -315,4 +408,8 @@ class WarmupMultiStepLR:
         self.milestones = [int(m) for m in state["milestones"]]
         self.gamma, self.warmup_iters = float(state["gamma"]), int(state["warmup_iters"])
         self.warmup_factor = float(state["warmup_factor"])
+        self.policy = str(state.get("policy", "step"))
+        self.power = float(state.get("power", 1.0))
+        mi = state.get("max_iters")
+        self.max_iters = int(mi) if mi else None
         self._apply()
