@@ -204,21 +204,28 @@ def triplet_hard_loss(x: torch.Tensor, y: torch.Tensor, margin: float = 0.3,
 
 
 @_fp32
-def batch_contrastive_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
-    """Batch-contrastive loss L_b (001 Eq. 3) divided by N; x is L2-normalised inside.
+def batch_contrastive_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 1.0,
+                           reduction: str = "mean") -> torch.Tensor:
+    """Batch-contrastive loss L_b (001 Eq. 3); x is L2-normalised inside.
 
     Per anchor k: 1/2 [sum_{j in P(k)} ||x_k - x_j||^2
-    + max(0, tau - min_{j in N(k)} ||x_k - x_j||^2)], averaged over all anchors that
-    have a negative (an anchor without positives has 0 in the first sum: 001 samples
-    random batches). Squared distances of unit vectors lie in [0, 4] (2 - 2 S_kj).
+    + max(0, tau - min_{j in N(k)} ||x_k - x_j||^2)] over all anchors that have a
+    negative (an anchor without positives has 0 in the first sum: 001 samples random
+    batches). Squared distances of unit vectors lie in [0, 4] (2 - 2 S_kj).
 
     Args:
         x: [N, D] float (pool5 features).  y: [N] int.  tau: margin on the squared
             distance (recipes.md §2.5 default 1.0).
+        reduction: ``"sum"`` over the anchors, as 001 Eq. 3 prints it (a sum over the m
+            batch images: the paper profile), or ``"mean"`` (the sum / number of anchors
+            with a negative, m times lighter).
     Returns:
         0-d float32.
+    Raises:
+        ValueError: bad shapes, or ``reduction`` not "mean" / "sum".
     """
     _check_xy(x, y, "batch_contrastive_loss")
+    _check_reduction(reduction, "batch_contrastive_loss")
     pos, neg = _masks(y)
     valid = neg.any(1)
     if not valid.any():
@@ -229,20 +236,32 @@ def batch_contrastive_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 1.0) -
     pull = (D2 * pos).sum(1)                                     # [M]
     hard_neg = D2.masked_fill(~neg, float("inf")).min(1).values  # [M]
     push = F.relu(tau - hard_neg)
-    return (0.5 * (pull + push)).mean()
+    per_anchor = 0.5 * (pull + push)                             # [M]
+    return per_anchor.sum() if reduction == "sum" else per_anchor.mean()
+
+
+REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+
+
+def _check_reduction(reduction: str, where: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{where}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
 class CenterLoss(nn.Module):
     """Centre loss (001 Eqs. 4-6, Wen et al. 2016) with the centre update in forward().
 
-    loss = 1/2 ||x_i - c_{y_i}||^2 averaged over the batch (x used as given; wrap in
-    ``Term(..., normalize=True)`` for 001's L2-normalised pool5). In training mode,
+    loss = 1/2 ||x_i - c_{y_i}||^2 averaged over the batch (``reduction="mean"``) or
+    summed over it (``"sum"``: 001 Eq. 4 as printed, a sum over the m batch images; the
+    paper profile), x used as given (wrap in ``Term(..., normalize=True)`` for 001's
+    L2-normalised pool5). In training mode,
     *after* the loss is computed with the old centres, every class j in the batch moves
     c_j <- c_j - center_lr * dc_j, dc_j = sum_i [y_i = j](c_j - x_i) / (1 + sum_i [y_i = j])
     (001 Eq. 6 prints '+', a sign slip). The centres receive no gradient.
 
     Args:
         num_classes: identities.  feat_dim: D.  center_lr: eta (0.5, Wen et al./BoT).
+        reduction: ``"mean"`` or ``"sum"`` over the batch (the centre update is the same).
     Buffers:
         centers: float32 [num_classes, feat_dim], initialised to zeros (saved in
         checkpoints).
@@ -250,12 +269,15 @@ class CenterLoss(nn.Module):
     under autocast).
 
     Raises:
-        ValueError: wrong shapes or labels outside 0..num_classes-1.
+        ValueError: wrong shapes, labels outside 0..num_classes-1, unknown ``reduction``.
     """
 
-    def __init__(self, num_classes: int, feat_dim: int, center_lr: float = 0.5):
+    def __init__(self, num_classes: int, feat_dim: int, center_lr: float = 0.5,
+                 reduction: str = "mean"):
         super().__init__()
+        _check_reduction(reduction, "CenterLoss")
         self.num_classes, self.feat_dim, self.center_lr = num_classes, feat_dim, center_lr
+        self.reduction = reduction
         self.register_buffer("centers", torch.zeros(num_classes, feat_dim))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -268,7 +290,8 @@ class CenterLoss(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             x = x.float()
             c = self.centers[y]                                    # [N, D] old centres
-            loss = 0.5 * ((x - c) ** 2).sum(1).mean()
+            per_sample = 0.5 * ((x - c) ** 2).sum(1)               # [N]
+            loss = per_sample.sum() if self.reduction == "sum" else per_sample.mean()
             if self.training:
                 with torch.no_grad():
                     count = torch.bincount(y, minlength=self.num_classes).to(x.dtype)  # [C]
@@ -277,7 +300,10 @@ class CenterLoss(nn.Module):
         return loss
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, feat_dim={self.feat_dim}, center_lr={self.center_lr}"
+        # reduction only when not the default, so reprs (part of run keys) of mean runs are unchanged
+        red = f", reduction={self.reduction!r}" if self.reduction != "mean" else ""
+        return (f"num_classes={self.num_classes}, feat_dim={self.feat_dim}, "
+                f"center_lr={self.center_lr}{red}")
 
 
 @_fp32

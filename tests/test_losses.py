@@ -132,6 +132,43 @@ def test_batch_contrastive_hand_worked():
     _finite_grad(x)
 
 
+# 4 unit vectors: x0 (1,0), x1 (0,1) id 0; x2 (-1,0), x3 (.6,.8) id 1
+X4, Y4 = [[1, 0], [0, 1], [-1, 0], [0.6, 0.8]], [0, 0, 1, 1]
+
+
+def test_batch_contrastive_sum_is_the_printed_equation():
+    # squared distances 2 - 2cos: 01 2, 02 4, 03 .8, 12 2, 13 .4, 23 3.2; tau = 1:
+    # a0 .5(2 + (1 - .8)) = 1.1; a1 .5(2 + (1 - .4)) = 1.3; a2 .5(3.2 + (1 - 2)_+) = 1.6;
+    # a3 .5(3.2 + (1 - .4)) = 1.9.  001 Eq. 3 sums over the m = 4 images: 5.9; mean 1.475
+    s = L.batch_contrastive_loss(t(X4), lab(Y4), tau=1.0, reduction="sum")
+    m = L.batch_contrastive_loss(t(X4), lab(Y4), tau=1.0, reduction="mean")
+    assert s.item() == pytest.approx(5.9, abs=1e-5)
+    assert m.item() == pytest.approx(1.475, abs=1e-5)
+    assert s.item() == pytest.approx(4 * m.item(), abs=1e-5)
+    assert L.batch_contrastive_loss(t(X4), lab(Y4), tau=1.0).item() == pytest.approx(1.475, abs=1e-5)
+    with pytest.raises(ValueError, match="reduction"):
+        L.batch_contrastive_loss(t(X4), lab(Y4), reduction="none")
+
+
+def test_center_loss_sum_and_mean_by_hand():
+    # centres c0 (1,0), c1 (0,1): 1/2||x - c||^2 = 0, 1, 1, .5(.36 + .04) = .2 -> sum 2.2
+    # (001 Eq. 4 as printed), mean .55; the centre update is the same for both reductions
+    out = {}
+    for red in ("sum", "mean"):
+        cl = L.CenterLoss(2, 2, center_lr=0.5, reduction=red)
+        cl.centers.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+        out[red] = (cl(t(X4), lab(Y4)).item(), cl.centers.clone())
+    assert out["sum"][0] == pytest.approx(2.2, abs=1e-5)
+    assert out["mean"][0] == pytest.approx(0.55, abs=1e-5)
+    # c0 <- c0 - .5 * ((c0 - x0) + (c0 - x1)) / 3 = (1,0) - .5 (1,-1)/3
+    assert torch.allclose(out["sum"][1], out["mean"][1])
+    assert torch.allclose(out["sum"][1][0], torch.tensor([1 - 0.5 / 3, 0.5 / 3]))
+    assert "reduction='sum'" in repr(L.CenterLoss(2, 2, reduction="sum"))
+    assert "reduction" not in repr(L.CenterLoss(2, 2))       # mean runs keep their run keys
+    with pytest.raises(ValueError, match="reduction"):
+        L.CenterLoss(2, 2, reduction="avg")
+
+
 # ------------------------------------------------------------------ ranking / N-pair
 def _rank_terms(margin):
     # anchors 0 and 3: p = .8, negatives t = .1 (S .6) and -.5 (S 0)
