@@ -129,3 +129,48 @@ def test_a_notebook_without_a_config_class_gets_the_common_settings():
 def test_path_objects_are_accepted_for_folders(tmp_path):
     cfg = ToyConfig.make("paper", device="cpu", output_dir=tmp_path, data_root=tmp_path / "d")
     assert cfg.output_dir == str(tmp_path) and cfg.data_root == str(tmp_path / "d")
+
+
+# ------------------------------------------------------------------ paper-profile dry runs
+def test_pk_for_batch_keeps_k_and_halves_it_below_two_identities():
+    from reidnb.core.config import pk_for_batch
+
+    assert pk_for_batch(64, 4) == (16, 4)      # BoT 16 x 4
+    assert pk_for_batch(8, 4) == (2, 4)        # a dry run's batch 8
+    assert pk_for_batch(6, 4) == (2, 3)        # 6 < 2K: K = 3, P = 2
+    assert pk_for_batch(4, 4) == (2, 2)
+    with pytest.raises(ValueError, match="at least 2 identities"):
+        pk_for_batch(3, 4)
+    with pytest.raises(ValueError, match="not a multiple of K=4"):
+        pk_for_batch(10, 4)
+
+
+def test_dry_run_scales_each_papers_batch_scheme_and_says_why():
+    from reidnb.papers import magnifiernet, maskreid, sal
+
+    mr = maskreid.Config.make("paper", device="cpu", max_iters=2, batch_size=8)
+    assert (mr.batch_size, mr.num_pos) == (8, 2)           # 10/64 of 8 = 1.25 -> at least 2
+    assert maskreid.Config.make("paper", device="cpu", batch_size=32).num_pos == 5   # 10/64*32
+    mn = magnifiernet.Config.make("paper", device="cpu", max_iters=2, batch_size=8)
+    assert (mn.batch_size, mn.num_instances) == (8, 4)     # P x K = 2 x 4
+    s = sal.Config.make("paper", device="cpu", max_iters=2, batch_size=8)
+    assert (s.stage1_batch, s.stage2_p, s.stage2_k) == (8, 2, 4)
+    # an explicit value of a scheme field wins over the scaling
+    assert sal.Config.make("paper", device="cpu", batch_size=8, stage2_p=4).stage2_p == 4
+    reasons = {d.name: d.reason for d in s.deviations()}
+    assert reasons["max_iters"].startswith("dry-run cap") and reasons["batch_size"].startswith("dry-run cap")
+    assert reasons["stage2_p"].startswith("follows the dry run's batch_size")
+    assert mr.dry_run and len(mr.caps()) == 2 and "DRY RUN cap: max_iters = 2" in mr.caps()[0]
+
+
+def test_dry_run_loads_weights_when_it_can_and_a_full_paper_run_still_demands_them():
+    from reidnb.papers import bcloss
+
+    dry = bcloss.Config.make("paper", device="cpu", max_iters=2)
+    assert dry.pretrained == "auto" and dry.dry_run
+    assert "random init" in {d.name: d.reason for d in dry.deviations()}["pretrained"]
+    full = bcloss.Config.make("paper", device="cpu")
+    assert full.pretrained is True and not full.dry_run and full.caps() == []
+    assert bcloss.Config.make("paper", device="cpu", max_iters=2, pretrained=True).pretrained is True
+    # the smoke profile's own caps are not a "dry run" of the paper profile
+    assert not bcloss.Config.make("smoke", device="cpu").dry_run

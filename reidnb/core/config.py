@@ -39,8 +39,8 @@ from typing import Any, ClassVar, Mapping, NamedTuple
 from .utils import atomic_write_text, resolve_device
 
 __all__ = ["PROJECT_ROOT", "COMMON_PROFILES", "PROFILE_NAMES", "RUNTIME_FIELDS", "RunConfig",
-           "Deviation", "DataConfig", "SummaryConfig", "make_config", "config_class",
-           "registered_configs"]
+           "Deviation", "DRY_RUN_FIELDS", "DataConfig", "SummaryConfig", "make_config",
+           "config_class", "registered_configs", "pk_for_batch"]
 
 #: The repository root (this file is reidnb/core/config.py); default home of data/ and outputs/.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +64,10 @@ COMMON_PROFILES: dict[str, dict[str, Any]] = {
 #: Fields that say where and how a run happens, not what it trains: never deviations.
 RUNTIME_FIELDS: tuple[str, ...] = ("notebook", "profile", "data_root", "device", "seed",
                                    "output_dir", "workers")
+
+#: Parameters that turn a paper-profile run into a dry run (``-p max_iters=2 -p
+#: batch_size=8``), and the batch-scheme fields that follow ``batch_size``.
+DRY_RUN_FIELDS: tuple[str, ...] = ("max_iters", "batch_size")
 
 _REGISTRY: dict[str, type["RunConfig"]] = {}
 
@@ -175,6 +179,16 @@ class RunConfig:
                 merged[name] = os.fspath(merged[name])
         for name, value in list(merged.items()):
             merged[name] = _check_type(cls, fields[name], value)
+        explicit = {k for k, v in params.items() if v is not None}
+        if "batch_size" in explicit:
+            scaled = cls.scale_batch_scheme(int(merged["batch_size"]),
+                                            {**cls.paper_defaults(), **merged})
+            merged.update({k: _check_type(cls, fields[k], v) for k, v in scaled.items()
+                           if k not in explicit})
+        if (profile == "paper" and explicit & set(DRY_RUN_FIELDS)
+                and merged.get("pretrained", cls.paper_defaults().get("pretrained")) is True
+                and "pretrained" not in explicit):
+            merged["pretrained"] = "auto"   # a dry run also runs offline: weights if available
         merged["profile"] = profile
         merged["device"] = str(resolve_device(merged.get("device", "auto")))
         out = merged.get("output_dir") or PROJECT_ROOT / "outputs"
@@ -184,6 +198,46 @@ class RunConfig:
         if merged.get("data_root") is not None:
             merged["data_root"] = str(merged["data_root"])
         return cls(**merged)
+
+    @classmethod
+    def scale_batch_scheme(cls, batch_size: int, merged: Mapping[str, Any]) -> dict[str, Any]:
+        """Fields of the batch scheme that follow an explicit ``batch_size`` parameter.
+
+        A dry run (``-p batch_size=8``) scales the paper's scheme down to ``batch_size``
+        images: P x K keeps K and takes P = batch / K, an anchor batch keeps its P/N ratio.
+        The base class has no scheme beyond ``batch_size`` itself; a paper config
+        overrides this. Fields the user also set explicitly are kept as given.
+
+        Args:
+            batch_size: the requested images per optimiser step (> 0).
+            merged: every setting resolved so far (class defaults, profile, parameters).
+
+        Returns:
+            ``{field: value}`` to set besides ``batch_size``.
+
+        Raises:
+            ValueError: ``batch_size`` too small for the scheme (the override says why).
+        """
+        if batch_size < 1:
+            raise ValueError(f"{cls.__name__}: batch_size must be >= 1, got {batch_size}")
+        return {}
+
+    @property
+    def dry_run(self) -> bool:
+        """True when a paper-profile run is capped (``max_iters``) or its batch scaled down:
+        a check that every code path runs on the given data, not a measurement."""
+        paper = self.paper_defaults()
+        return self.profile == "paper" and any(
+            _norm(getattr(self, k)) != _norm(paper.get(k)) for k in DRY_RUN_FIELDS)
+
+    def caps(self) -> list[str]:
+        """One line per dry-run cap of this run (empty unless :attr:`dry_run`)."""
+        if not self.dry_run:
+            return []
+        paper = self.paper_defaults()
+        return [f"DRY RUN cap: {k} = {getattr(self, k)!r} (paper {paper.get(k)!r}); the numbers "
+                "of this run check the code path, they measure nothing"
+                for k in DRY_RUN_FIELDS if _norm(getattr(self, k)) != _norm(paper.get(k))]
 
     # ---------------------------------------------------------------------- queries
     @property
@@ -216,6 +270,13 @@ class RunConfig:
         over plain ``"name"``). Empty at the paper profile unless a parameter was changed.
         """
         paper = self.paper_defaults()
+        scaled: dict[str, Any] = {}
+        if self.profile == "paper" and self.batch_size != paper.get("batch_size"):
+            try:
+                scaled = type(self).scale_batch_scheme(
+                    int(self.batch_size), {f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
+            except ValueError:
+                scaled = {}
         out = []
         for f in dataclasses.fields(self):
             if f.name in RUNTIME_FIELDS or f.name in ignore or f.name not in paper:
@@ -223,6 +284,14 @@ class RunConfig:
             have, want = getattr(self, f.name), paper[f.name]
             if _norm(have) != _norm(want):
                 reason = self.REASONS.get(f"{self.profile}:{f.name}", self.REASONS.get(f.name, ""))
+                if self.profile == "paper":   # the paper profile has no overrides of its own
+                    reason = ("dry-run cap set by a parameter (code path check, not a "
+                              "measurement)" if f.name in DRY_RUN_FIELDS
+                              else "dry run: ImageNet weights when they load, else random init "
+                              "(printed)" if f.name == "pretrained" and self.dry_run
+                              else "follows the dry run's batch_size (the paper's batch scheme "
+                              "scaled down)" if f.name in scaled
+                              else "set by a parameter of this run")
                 out.append(Deviation(f.name, have, want, reason))
         return out
 
@@ -299,6 +368,32 @@ class SummaryConfig(RunConfig):
     """Settings of ``05_summary`` (joins the other notebooks' results)."""
 
     notebook: str = "05_summary"
+
+
+def pk_for_batch(batch_size: int, num_instances: int, *, owner: str = "batch_size") -> tuple[int, int]:
+    """P x K for a scaled-down P x K batch (a dry run's ``batch_size``): K kept, P = batch / K.
+
+    A batch of fewer than two identities of K images halves K (at least 2 images per
+    identity, at least 2 identities: a batch-hard triplet needs a positive and a negative).
+
+    Args:
+        batch_size: images per batch; num_instances: the paper's K.
+        owner: name used in the error message.
+
+    Returns:
+        ``(P, K)`` with ``P * K == batch_size``.
+
+    Raises:
+        ValueError: ``batch_size`` below 4, or not a multiple of the K it can use.
+    """
+    if batch_size < 4:
+        raise ValueError(f"{owner}={batch_size}: a P x K batch needs at least 2 identities of 2 "
+                         "images (batch_size >= 4)")
+    k = int(num_instances) if batch_size >= 2 * int(num_instances) else batch_size // 2
+    if batch_size % k:
+        raise ValueError(f"{owner}={batch_size} is not a multiple of K={k} images per identity "
+                         f"(P x K batches); use a multiple of {k}")
+    return batch_size // k, k
 
 
 def registered_configs() -> dict[str, type[RunConfig]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Mapping
 
-from reidnb.core.config import RunConfig
+from reidnb.core.config import RunConfig, pk_for_batch
 
 from .model import SAMPLINGS
 
@@ -132,3 +132,15 @@ class MagnifierNetConfig(RunConfig):
                       "(each evaluation on the full Market-1501 test set costs minutes on "
                       "a CPU)",
     }
+
+    @classmethod
+    def scale_batch_scheme(cls, batch_size: int, merged: Mapping[str, Any]) -> dict[str, Any]:
+        """BoT's P x K scaled to ``batch_size``: K = 4 kept, P = batch / 4 (a dry run's 8:
+        2 x 4); see :func:`reidnb.core.config.pk_for_batch`.
+
+        Raises:
+            ValueError: ``batch_size`` below 4 or not a multiple of K.
+        """
+        super().scale_batch_scheme(batch_size, merged)
+        _, k = pk_for_batch(batch_size, int(merged.get("num_instances", 4)))
+        return {"num_instances": k}

@@ -133,3 +133,19 @@ class MaskReIDConfig(RunConfig):
         "real_reduction": "on real data at quick: fewer variants and a train-id subset "
                           "(printed in the plan's reductions)",
     }
+
+    @classmethod
+    def scale_batch_scheme(cls, batch_size: int, merged: Mapping[str, Any]) -> dict[str, Any]:
+        """Anchor batches scaled to ``batch_size`` with the paper's P/N ratio 10/54
+        (at least 2 positives and 2 others): a dry run's ``batch_size=8`` gives P/N 2/6.
+
+        Raises:
+            ValueError: ``batch_size`` below 4.
+        """
+        super().scale_batch_scheme(batch_size, merged)
+        if batch_size < 4:
+            raise ValueError(f"{cls.__name__}: batch_size={batch_size}: an anchor batch needs "
+                             "2 positives and 2 others (>= 4)")
+        paper = cls.paper_defaults()
+        num_pos = round(batch_size * paper["num_pos"] / paper["batch_size"])
+        return {"num_pos": min(max(2, num_pos), batch_size - 2)}

@@ -10,9 +10,9 @@ paper with its reason.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
-from ...core.config import COMMON_PROFILES, RunConfig
+from ...core.config import COMMON_PROFILES, RunConfig, pk_for_batch
 
 __all__ = ["SALConfig"]
 
@@ -122,3 +122,16 @@ class SALConfig(RunConfig):
         "quick:attention_images": "fewer query images for the Fig. 3 statistics on the CPU",
         **{f"quick:{k}": _CIFAR for k in _QUICK if k.startswith("cifar_")},
     }
+
+    @classmethod
+    def scale_batch_scheme(cls, batch_size: int, merged: Mapping[str, Any]) -> dict[str, Any]:
+        """Both stages' batches follow ``batch_size``: stage 1 random batches of that many
+        images, stage 2's P x K = 18 x 4 scaled with K kept (a dry run's 8: 2 x 4).
+
+        Raises:
+            ValueError: ``batch_size`` below 4 or not a multiple of K.
+        """
+        super().scale_batch_scheme(batch_size, merged)
+        p, k = pk_for_batch(batch_size, int(merged.get("stage2_k", 4)))
+        return {"stage1_batch": batch_size, "stage2_p": p, "stage2_k": k,
+                "cifar_batch": batch_size}
