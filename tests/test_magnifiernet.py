@@ -100,10 +100,13 @@ def test_model_kw_switches_per_table2_row():
     assert mn.model_kw("G") == dict(use_mask=False, use_sab=False, use_sfb=False)
     assert mn.model_kw("G+M") == dict(use_mask=True, use_sab=False, use_sfb=False)
     # SAB rows carry the sampler; SFB rows the fusion; neither leaks into the other
+    # rows that pool with masks spell out the mask transform (002 §3.1)
     assert mn.model_kw("G+M+SAB", k_hat=2, seed=3) == dict(
-        use_mask=True, use_sab=True, use_sfb=False, sampling="random_torso", k_hat=2, seed=3)
-    assert mn.model_kw("G+M+SFB", fusion="ab", k_hat=6) == dict(
-        use_mask=True, use_sab=False, use_sfb=True, fusion="ab")
+        use_mask=True, use_sab=True, use_sfb=False, sampling="random_torso", k_hat=2, seed=3,
+        mask_resize="bilinear", test_masks="binary")
+    assert mn.model_kw("G+M+SFB", fusion="ab", k_hat=6, mask_resize="nearest") == dict(
+        use_mask=True, use_sab=False, use_sfb=True, fusion="ab", mask_resize="nearest",
+        test_masks="binary")
     assert mn.VARIANTS["G+M+SAB+SFB+SD"].network == "G+M+SAB+SFB"
     assert mn.VARIANTS["G+M+SAB+SFB+SD"].sd and not mn.VARIANTS["G+M+SAB+SFB"].sd
     assert [mn.VARIANTS[r].label for r in mn.TABLE2_ROWS] == [
@@ -438,3 +441,22 @@ def test_deviations_empty_at_paper_profile():
     assert any(d.startswith("backbone = 'resnet18' (paper: 'resnet50')") for d in dev)
     assert any(d.startswith("random_erasing = 0.0 (paper: 0.5)") for d in dev)
     assert any(d.startswith("stage1_iters = 25 (paper: None)") for d in dev)
+
+
+def test_describe_recipe_reads_the_loader_values():
+    paper = mn.Config.make("paper")
+    lines = mn.describe_recipe(paper)
+    assert lines[0] == ("augmentation (train loader): horizontal flip p=0.5; zero-pad 10 px + "
+                        "random crop back to the input size; random erasing p=0.5")
+    assert "bilinear-resized" in lines[1] and "binary" in lines[1] and "[paper" not in lines[1]
+    st = mn.stage(paper, 1, 640)
+    assert (st.flip_p, st.pad) == (0.5, 10)                  # what the loader is built from
+    quick = mn.Config.make("quick")
+    assert "no random erasing [paper: random erasing p=0.5]" in mn.describe_recipe(quick)[0]
+    odd = dataclasses.replace(paper, pad=0, mask_resize="nearest")
+    lines = mn.describe_recipe(odd, 640)
+    assert "no pad + crop [paper: zero-pad 10 px" in lines[0]
+    assert lines[1].endswith("[paper: bilinear / binary]") and len(lines) == 4
+    for profile in ("paper", "quick", "smoke"):
+        cfg = mn.Config.make(profile)
+        assert (cfg.mask_resize, cfg.test_masks) == ("bilinear", "binary")

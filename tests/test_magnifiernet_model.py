@@ -3,7 +3,8 @@
 Small and CPU-only: ResNet-18 without weights, 64x32 images (a 4x2 map with last stride 1),
 a batch of 4 = 2 identities x 2 images. Part maps put one label in each 16x16 block, so
 every image holds all 8 regions on the 4x2 map (nearest-downsampling picks one pixel of
-each block).
+each block). Tests that work Eq. 1/2 by hand on those blocks use ``mask_resize="nearest"``
+(one-hot cells); the paper's bilinear resize has its own tests.
 """
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ def test_semantic_aligned_pooling_by_hand():
 
 def test_labels_to_masks_nearest_one_hot():
     parts = _parts()
-    m = labels_to_masks(parts, (4, 2))
+    m = labels_to_masks(parts, (4, 2), mode="nearest")
     assert m.shape == (N, 8, 4, 2)
     torch.testing.assert_close(m.sum(1), torch.ones(N, 4, 2))
     # block (i, j) of the 16x16 grid carries label parts[:, 16 i, 16 j]
@@ -156,6 +157,8 @@ def test_labels_to_masks_nearest_one_hot():
         labels_to_masks(parts[:, None], (4, 2))
     with pytest.raises(ValueError, match=r"\[N, H, W\]"):
         labels_to_masks(parts.float(), (4, 2))
+    with pytest.raises(ValueError, match="resize"):
+        labels_to_masks(parts, (4, 2), mode="area")
 
 
 @pytest.mark.parametrize("k_hat", [2, 4, 6])
@@ -212,7 +215,7 @@ def test_bad_arguments_raise():
 
 
 def test_sab_uses_drawn_kept_set_and_own_generator():
-    model = _model(use_sfb=False, seed=5).train()
+    model = _model(use_sfb=False, seed=5, mask_resize="nearest").train()
     x, parts = _images(), _parts()
     g = torch.Generator().manual_seed(5)
     expected = [sample_kept_regions("random_torso", 4, g) for _ in range(3)]
@@ -246,7 +249,7 @@ def test_eval_sab_keeps_every_region_and_ignores_given_parts():
 
 
 def test_parts_none_uses_predicted_masks():
-    model = _model().eval()
+    model = _model(test_masks="soft", mask_resize="nearest").eval()
     x = _images()
     with torch.no_grad():
         f = model(x, return_featuremaps=True)
@@ -262,7 +265,7 @@ def test_parts_none_uses_predicted_masks():
     out = model(x)
     torch.testing.assert_close(out["region_masks"], out["seg_logits"].softmax(1))
     out = model(x, parts=_parts())
-    torch.testing.assert_close(out["region_masks"], labels_to_masks(_parts(), (4, 2)))
+    torch.testing.assert_close(out["region_masks"], labels_to_masks(_parts(), (4, 2), mode="nearest"))
 
 
 def test_gru_order_head_to_foot_then_background():
@@ -272,7 +275,7 @@ def test_gru_order_head_to_foot_then_background():
     out = model(x, parts=parts)
     p = out["region_features"]                                     # [N, 8, C] label order
     torch.testing.assert_close(p, semantic_aligned_pooling(out["featuremaps"],
-                                                           labels_to_masks(parts, (4, 2))))
+                                                           labels_to_masks(parts, (4, 2), mode="bilinear")))
     torch.testing.assert_close(out["part_features"], p[:, 1:])
     with torch.no_grad():
         ordered = model.gru(p[:, [1, 2, 3, 4, 5, 6, 7, 0]])[0][:, -1]
@@ -335,7 +338,7 @@ def test_loss_terms_by_hand():
 
 
 def test_branch_activation_maps():
-    model = _model().eval()
+    model = _model(mask_resize="nearest").eval()
     x, parts = _images(), _parts()
     maps = model.branch_activation_maps(x, parts=parts, kept=(0, 1, 2, 5, 6))
     f = model(x, return_featuremaps=True).detach()
@@ -356,3 +359,71 @@ def test_registry_builds_defaults():
     assert (model.sampling, model.k_hat, model.backbone.last_stride) == ("random_torso", 4, 1)
     assert model.gru.hidden_size == 512 and model.gru.num_layers == 1
     assert model.feat_dim == 3 * 512
+
+
+# ------------------------------------------------------- masks: one transform (002 §3.1)
+class _FixedLogits(torch.nn.Module):
+    """Stands in for the mask head: returns given seg logits whatever the feature map."""
+
+    def __init__(self, logits):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, f):
+        return self.logits
+
+
+def test_train_and_test_masks_go_through_the_same_transform():
+    # the same part map as "label" (training) and as the mask head's "prediction" (test):
+    # logits 10 x one-hot of the 4x2 block labels upsample (bilinear) and arg-max back to
+    # exactly the 64x32 block map (every image's 8 cells carry 8 distinct labels)
+    model = _model()
+    assert (model.mask_resize, model.test_masks) == ("bilinear", "binary")
+    parts = _parts()
+    logits = 10.0 * F.one_hot(parts[:, ::16, ::16], 8).permute(0, 3, 1, 2).float()
+    model.seg_head = _FixedLogits(logits)
+    assert torch.equal(model.mask_head_labels(logits, (H, W)), parts)
+    with torch.no_grad():
+        f = model.eval()(_images(), return_featuremaps=True)
+        test_masks = model.region_masks(f, None, input_size=(H, W))
+        train_masks = model.train().region_masks(f, parts)
+        torch.testing.assert_close(test_masks, train_masks, rtol=0, atol=0)
+        torch.testing.assert_close(semantic_aligned_pooling(f, test_masks),
+                                   semantic_aligned_pooling(f, train_masks), rtol=0, atol=0)
+        # and the eval forward pools with them: SFB feature from the train-time masks
+        p = semantic_aligned_pooling(f, train_masks)
+        s = model.gru(p[:, list(SFB_ORDER)])[0][:, -1]
+        feat = model.eval()(_images())
+    torch.testing.assert_close(feat[:, 1024:], F.normalize(model.neck_sfb.bn(s), dim=1),
+                               atol=1e-5, rtol=1e-5)
+    # the bilinear masks of 16x16 blocks on a 4x2 map are soft (neighbours bleed in)
+    assert 0 < float(train_masks.amax(1).min()) < 1
+
+
+def test_bilinear_keeps_a_thin_arm_that_nearest_loses():
+    # a 1-px-wide upper arm (label 2) in column 5, rows 10..39 of a 64x32 map -> 4x2 (16x).
+    # Antialiased bilinear = triangle filter of half-width 16 px, weights normalised:
+    # output column 0 (centre x = 8) weighs columns 0..23 with 1 - |j + .5 - 8| / 16, sum 14,
+    # column 5: .84375 -> 0.84375 / 14; output row 1 (centre y = 24) weighs rows 8..39, sum
+    # 16, the arm covers all but rows 8 (.03125) and 9 (.09375): 15.875 / 16.
+    parts = torch.zeros(1, 64, 32, dtype=torch.long)
+    parts[0, 10:40, 5] = 2
+    near = labels_to_masks(parts, (4, 2), mode="nearest")
+    bil = labels_to_masks(parts, (4, 2), mode="bilinear")
+    assert float(near[0, 2].max()) == 0.0                       # nearest: the arm is gone
+    assert float(bil[0, 2, 1, 0]) == pytest.approx(0.84375 / 14 * 15.875 / 16, abs=1e-6)
+    assert float(bil[0, 2, :, 1].max()) == 0.0                  # never reaches column 1
+    torch.testing.assert_close(bil.sum(1), torch.ones(1, 4, 2))  # still a partition of 1
+    # pooled: the arm's feature is the arm pixel's activation times its share (GMP, Eq. 1)
+    f = torch.zeros(1, 1, 4, 2)
+    f[0, 0, 1, 0] = 2.0
+    assert float(semantic_aligned_pooling(f, bil)[0, 2, 0]) == pytest.approx(
+        2.0 * 0.84375 / 14 * 15.875 / 16, abs=1e-6)
+    assert float(semantic_aligned_pooling(f, near)[0, 2, 0]) == 0.0
+
+
+def test_mask_options_are_checked():
+    with pytest.raises(ValueError, match="mask_resize"):
+        MagnifierNet(NC, backbone="resnet18", mask_resize="area")
+    with pytest.raises(ValueError, match="test_masks"):
+        MagnifierNet(NC, backbone="resnet18", test_masks="prob")

@@ -41,7 +41,8 @@ from __future__ import annotations
 from . import model  # noqa: F401  (registers the network "magnifiernet")
 from .config import MagnifierNetConfig
 from .experiments import (FULL, SAMPLINGS, SD_CONTROL, STAGE1_FULL, TABLE2_ROWS, VARIANTS,
-                          Plan, RunSpec, Variant, describe_stages, image_input, make_plan, stage_images,
+                          Plan, RunSpec, Variant, describe_recipe, describe_stages, image_input,
+                          make_plan, stage_images,
                           model_kw, parts_input, pretrained_status, sd_weight, stage,
                           train_plan, train_stage1, train_stage2, variant, variant_losses)
 from .figures import activation_maps, figure_batch, predicted_parts, top1_panel
@@ -57,7 +58,7 @@ __all__ = [
     "Config", "MagnifierNetConfig", "MagnifierNet", "magnifiernet_losses", "Variant",
     "VARIANTS", "TABLE2_ROWS", "STAGE1_FULL", "FULL", "SD_CONTROL", "SAMPLINGS", "PUBLISHED",
     "variant", "model_kw", "variant_losses", "parts_input", "image_input", "stage",
-    "sd_weight", "stage_images", "describe_stages", "RunSpec", "Plan", "make_plan", "train_stage1",
+    "sd_weight", "stage_images", "describe_stages", "describe_recipe", "RunSpec", "Plan", "make_plan", "train_stage1",
     "train_stage2", "train_plan", "pretrained_status", "prepare_parts", "table_dataset",
     "table1_frame", "table2_frame", "fig4_frame", "fig5_frame", "measured_rows",
     "figure_batch", "activation_maps", "predicted_parts", "top1_panel",

@@ -35,6 +35,11 @@ class MagnifierNetConfig(RunConfig):
         sd_weight: gamma of the SD loss (Eq. 4, 2e-3, stage 2 only).
         mask_weight: lambda of L_mask (Eq. 4, 2).
         random_erasing: probability (BoT 0.5).
+        flip_p, pad: horizontal-flip probability and pad + random-crop pixels of the train
+            loader (BoT: 0.5 and 10; carried by the stages, ``experiments.stage``).
+        mask_resize, test_masks: region masks (002 §3.1): full-resolution binary masks
+            resized to the feature map by ``"bilinear"`` interpolation, pseudo labels in
+            training and the mask head's ``"binary"`` argmax at test (``model.py``).
         table2_rows: Table 2 rows trained (names of ``experiments.VARIANTS``).
         fig4: train the ablation branch AB (Fig. 4).
         k_hats, samplings: the Fig. 5 sweep (K-hat values x SAB sampling strategies).
@@ -65,6 +70,10 @@ class MagnifierNetConfig(RunConfig):
     sd_weight: float = 2e-3                    # 002 §4.1 gamma
     mask_weight: float = 2.0                   # 002 §4.1 lambda
     random_erasing: float = 0.5                # BoT
+    flip_p: float = 0.5                        # BoT INPUT.PROB
+    pad: int = 10                              # BoT INPUT.PADDING (+ random crop)
+    mask_resize: str = "bilinear"              # 002 §3.1 "bilinear interpolation"
+    test_masks: str = "binary"                 # 002 §3.1 binary masks from the mask module
     table2_rows: tuple[str, ...] = TABLE2_ROWS  # 002 Table 2
     fig4: bool = True                          # 002 Fig. 4
     k_hats: tuple[int, ...] = (2, 4, 6)        # 002 Fig. 5

@@ -31,7 +31,7 @@ from .model import check_sampling, magnifiernet_losses
 __all__ = [
     "Variant", "VARIANTS", "TABLE2_ROWS", "STAGE1_FULL", "FULL", "SD_CONTROL", "SAMPLINGS",
     "variant", "model_kw", "variant_losses", "parts_input", "image_input", "stage",
-    "sd_weight", "stage_images", "describe_stages", "RunSpec", "Plan", "make_plan", "train_stage1",
+    "sd_weight", "stage_images", "describe_stages", "describe_recipe", "RunSpec", "Plan", "make_plan", "train_stage1",
     "train_stage2", "train_plan", "pretrained_status",
 ]
 
@@ -90,15 +90,21 @@ def variant(name: str) -> Variant:
 
 
 def model_kw(name: str, *, fusion: str = "gru", sampling: str = "random_torso",
-             k_hat: int = 4, seed: int = 0) -> dict[str, Any]:
+             k_hat: int = 4, seed: int = 0, mask_resize: str = "bilinear",
+             test_masks: str = "binary") -> dict[str, Any]:
     """Options of ``build_model("magnifiernet", ...)`` for a Table 2 row.
 
     ``fusion``, ``sampling`` and ``k_hat`` only matter where the row has SFB / SAB; they
-    are left out otherwise, so equal networks get equal options (and one run).
+    are left out otherwise, so equal networks get equal options (and one run). So do
+    ``mask_resize`` and ``test_masks`` (how region masks reach the feature map in training
+    and at test, 002 §3.1; ``model.labels_to_masks``): only rows with SAB or SFB pool
+    with masks. They are always spelled out there, so runs trained with the former
+    nearest / soft masks (whose options lack them) get other run keys.
 
     Returns:
         dict with ``use_mask``, ``use_sab``, ``use_sfb`` and, when used, ``fusion``,
-        ``sampling``, ``k_hat``, ``seed`` (the SAB sampler's generator seed).
+        ``sampling``, ``k_hat``, ``seed`` (the SAB sampler's generator seed),
+        ``mask_resize``, ``test_masks``.
 
     Raises:
         ValueError: unknown row, fusion, sampling, or a K-hat the sampling cannot keep.
@@ -114,6 +120,8 @@ def model_kw(name: str, *, fusion: str = "gru", sampling: str = "random_torso",
     if v.use_sab:
         check_sampling(sampling, int(k_hat))
         kw.update(sampling=sampling, k_hat=int(k_hat), seed=int(seed))
+    if v.use_sab or v.use_sfb:
+        kw.update(mask_resize=str(mask_resize), test_masks=str(test_masks))
     return kw
 
 
@@ -166,7 +174,8 @@ def stage(cfg: MagnifierNetConfig, which: int, num_train_images: int) -> Stage:
     if which not in (1, 2):
         raise ValueError(f"stage must be 1 or 2, got {which!r}")
     common = dict(optimizer="adam", sampler="pk", num_instances=int(cfg.num_instances),
-                  weight_decay=5e-4, max_iters=cfg.max_iters)
+                  weight_decay=5e-4, max_iters=cfg.max_iters, flip_p=float(cfg.flip_p),
+                  pad=int(cfg.pad))
     if which == 1:
         return Stage.from_epochs("stage 1", cfg.stage1_epochs, num_train_images,
                                  cfg.batch_size, cfg.stage1_lr, iters=cfg.stage1_iters,
@@ -195,6 +204,34 @@ def describe_stages(cfg: MagnifierNetConfig, num_train_images: int) -> list[str]
         w = sd_weight(cfg, which)
         out.append(stage(cfg, which, num_train_images).describe(num_train_images)
                    + (f"; SD loss gamma {w:g}" if w else "; no SD loss"))
+    return out
+
+
+def describe_recipe(cfg: MagnifierNetConfig, num_train_images: int | None = None) -> list[str]:
+    """The recipe this config trains, printable lines: augmentation as the train loader
+    builds it (read off :func:`stage`'s ``flip_p`` / ``pad`` and ``cfg.random_erasing``,
+    the values :func:`train_stage1` passes), the region masks, and with
+    ``num_train_images`` (:func:`stage_images`) the stages. A value that differs from the
+    paper's (002 §4.1 / BoT: flip 0.5, pad 10 + crop, random erasing 0.5; §3.1 masks) ends
+    in ``[paper: ...]``.
+    """
+    paper = MagnifierNetConfig.paper_defaults()
+    n = int(num_train_images) if num_train_images else int(cfg.batch_size)
+    aug = stage(cfg, 1, n).augmentation()
+    want = dataclasses.replace(cfg, flip_p=paper["flip_p"], pad=paper["pad"])
+    aug = [a if a == b else f"{a} [paper: {b}]"
+           for a, b in zip(aug, stage(want, 1, n).augmentation())]
+    re = float(cfg.random_erasing)
+    aug.append((f"random erasing p={re:g}" if re else "no random erasing")
+               + ("" if re == paper["random_erasing"]
+                  else f" [paper: random erasing p={paper['random_erasing']:g}]"))
+    masks = (f"region masks: {cfg.mask_resize}-resized one-hot part maps, pseudo labels in "
+             f"training, the mask head's {cfg.test_masks} masks at test")
+    if (cfg.mask_resize, cfg.test_masks) != (paper["mask_resize"], paper["test_masks"]):
+        masks += f" [paper: {paper['mask_resize']} / {paper['test_masks']}]"
+    out = ["augmentation (train loader): " + "; ".join(aug), masks]
+    if num_train_images:
+        out += describe_stages(cfg, int(num_train_images))
     return out
 
 
@@ -376,7 +413,7 @@ def train_stage1(cfg: MagnifierNetConfig, dataset: Any, spec: RunSpec, *,
         ``spec.evaluate`` is False: ``run.result`` is None).
     """
     kw = model_kw(spec.network, fusion=spec.fusion, sampling=spec.sampling, k_hat=spec.k_hat,
-                  seed=cfg.seed)
+                  seed=cfg.seed, mask_resize=cfg.mask_resize, test_masks=cfg.test_masks)
     return _train(cfg, dataset, name=spec.key, kw=kw, which=1, evaluate_model=spec.evaluate,
                   verbose=verbose)
 
@@ -392,7 +429,8 @@ def train_stage2(cfg: MagnifierNetConfig, dataset: Any, init: Run, *, sd: bool =
         :class:`reidnb.core.runs.Run` named ``G+M+SAB+SFB+SD`` (or :data:`SD_CONTROL`),
         evaluated (plus re-ranking when ``rerank``).
     """
-    kw = model_kw(STAGE1_FULL, sampling=sampling, k_hat=k_hat, seed=cfg.seed)
+    kw = model_kw(STAGE1_FULL, sampling=sampling, k_hat=k_hat, seed=cfg.seed,
+                  mask_resize=cfg.mask_resize, test_masks=cfg.test_masks)
     return _train(cfg, dataset, name=FULL if sd else SD_CONTROL, kw=kw, which=2, sd=sd,
                   init=init, rerank=rerank, verbose=verbose)
 

@@ -23,13 +23,27 @@ Regions (DESIGN.md part labels): 0 background, 1 head, 2 upper arm, 3 lower arm,
 
 Choices for what the paper leaves open (recipes.md §3.6 defaults unless said):
 
-* **Region masks R** [N, 8, h, w] (Eq. 1): in training, the one-hot of the pseudo part
-  labels ``parts`` nearest-downsampled to (h, w) (the same resize ``losses.MaskTerm``
-  uses for L_mask; the paper says "bilinear", which for a 16x down-sampling of a one-hot
-  map picks nearly the same pixels); at test, or in training when ``parts`` is None, the
-  softmax of ``seg_logits`` (not detached, so in the latter case the branch losses also
-  train the mask head). With ``use_mask=False`` there are no predicted masks and
-  ``parts`` is needed in every mode (ValueError otherwise).
+* **Region masks R** [N, 8, h, w] (Eq. 1). 002 §3.1: "binary segmentation masks for all
+  body parts R_seg", rescaled "into the same size as F_cnn using bilinear interpolation";
+  pseudo labels from a parsing model in training, the mask module's output at inference.
+  Followed as one transform for both (``mask_resize="bilinear"``, ``test_masks="binary"``,
+  the defaults): a full-resolution label map [N, H, W] -> its binary one-hot masks ->
+  bilinear resize to (h, w) with antialiasing (:func:`labels_to_masks`). In training the
+  label map is the pseudo labels ``parts``; at test it is the mask head's: ``seg_logits``
+  bilinearly upsampled to the input size and arg-maxed (:meth:`MagnifierNet.mask_head_labels`),
+  i.e. binary masks. The resized masks are kept soft (not thresholded again: the paper
+  names no threshold, and a threshold would drop the thin parts that the resize keeps as
+  fractions; each pixel's 8 masks still sum to 1). Why antialiased: PyTorch's bilinear
+  without it samples 2 x 2 input pixels per output cell, which at a 16x reduction loses
+  a 1-px arm exactly as nearest does; the filtered resize (PIL's BILINEAR) weights every
+  pixel of the cell. The former behaviour (``mask_resize="nearest"``: nearest-downsampled
+  one-hot labels, which lose arms in 6-8 % and feet in 11 % of the Market-1501 images that
+  have them; ``test_masks="soft"``: softmax of ``seg_logits`` at test) stays selectable.
+  In training without ``parts`` the masks are the softmax of ``seg_logits`` (not
+  detached, so the branch losses also train the mask head). With ``use_mask=False``
+  there are no predicted masks and ``parts`` is needed in every mode (ValueError
+  otherwise). L_mask (``losses.MaskTerm``) still compares ``seg_logits`` with
+  nearest-downsampled labels (a classification target needs one label per cell).
 * **SAB occlusion**: one kept set per batch ("erasing the same semantic aligned features
   in each batch", §3.2), drawn afresh in every training forward from the module's own
   ``torch.Generator`` seeded with ``seed`` (so a run is reproducible and independent of
@@ -67,7 +81,7 @@ __all__ = [
     "MagnifierNet", "semantic_aligned_pooling", "kept_region_pooling", "sample_kept_regions",
     "check_sampling", "labels_to_masks", "BranchTerm", "SDTerm", "magnifiernet_losses",
     "NUM_REGIONS", "BACKGROUND", "U_TORSO", "L_TORSO", "SFB_ORDER", "REGION_NAMES",
-    "SAMPLINGS",
+    "SAMPLINGS", "MASK_RESIZES", "TEST_MASKS",
 ]
 
 NUM_REGIONS = 8                                   # background + 7 body parts
@@ -79,29 +93,49 @@ REGION_NAMES = ("background", "head", "upper arm", "lower arm", "chest", "upper 
                 "lower leg", "foot")
 #: SAB region sampling strategies (002 §3.2); the first is the paper's.
 SAMPLINGS: tuple[str, ...] = ("random_torso", "random_baseline")
+#: Resize of full-resolution one-hot masks to the feature map: the paper's (002 §3.1) first.
+MASK_RESIZES: tuple[str, ...] = ("bilinear", "nearest")
+#: Test-time masks: binary (argmax of the mask head, 002 §3.1) first; "soft": its softmax.
+TEST_MASKS: tuple[str, ...] = ("binary", "soft")
 
 
 # ----------------------------------------------------------------------------- functions
 def labels_to_masks(parts: torch.Tensor, size: tuple[int, int],
-                    num_regions: int = NUM_REGIONS) -> torch.Tensor:
-    """One-hot region masks from part labels, nearest-downsampled to the feature map.
+                    num_regions: int = NUM_REGIONS, mode: str = "bilinear") -> torch.Tensor:
+    """Region masks of the feature map from full-resolution part labels (002 §3.1, Eq. 1).
+
+    ``mode="bilinear"`` (the paper's): the binary one-hot masks of ``parts`` resized to
+    ``size`` by antialiased bilinear interpolation (``F.interpolate(..., antialias=True)``,
+    as PIL's BILINEAR resize): each output value is the filter-weighted share of the
+    region around that cell, so a part thinner than the 16x reduction survives as a
+    fraction. ``mode="nearest"``: the labels nearest-downsampled, then one-hot (one input
+    pixel decides each cell; the former behaviour).
 
     Args:
         parts: int64 [N, H, W] labels in 0..num_regions-1 (DESIGN.md part labels).
         size: (h, w) of the feature map.
+        mode: ``"bilinear"`` or ``"nearest"`` (:data:`MASK_RESIZES`).
     Returns:
-        float32 [N, num_regions, h, w] in {0, 1}, exactly one 1 per pixel.
+        float32 [N, num_regions, h, w] in [0, 1] summing to 1 over regions at every cell
+        (``"nearest"``, or an unchanged size: exactly one 1 per cell).
     Raises:
-        ValueError: wrong shape/dtype or labels outside 0..num_regions-1.
+        ValueError: wrong shape/dtype, labels outside 0..num_regions-1, unknown mode.
     """
+    if mode not in MASK_RESIZES:
+        raise ValueError(f"MagnifierNet: mask resize must be one of {MASK_RESIZES}, got {mode!r}")
     if parts.dim() != 3 or parts.dtype not in (torch.int64, torch.int32, torch.uint8):
         raise ValueError(f"MagnifierNet: parts must be integer part labels [N, H, W], got "
                          f"{tuple(parts.shape)} {parts.dtype}")
     if bool(((parts < 0) | (parts >= num_regions)).any()):
         raise ValueError(f"MagnifierNet: part labels must be in 0..{num_regions - 1}, got "
                          f"min {int(parts.min())} max {int(parts.max())}")
-    small = F.interpolate(parts[:, None].float(), size=size, mode="nearest")[:, 0].long()
-    return F.one_hot(small, num_regions).permute(0, 3, 1, 2).float()   # [N, K, h, w]
+    size = (int(size[0]), int(size[1]))
+    if mode == "nearest" or tuple(parts.shape[-2:]) == size:
+        small = F.interpolate(parts[:, None].float(), size=size, mode="nearest")[:, 0].long()
+        return F.one_hot(small, num_regions).permute(0, 3, 1, 2).float()   # [N, K, h, w]
+    full = F.one_hot(parts.long(), num_regions).permute(0, 3, 1, 2).float()  # [N, K, H, W]
+    return F.interpolate(full, size=size, mode="bilinear", align_corners=False,
+                         antialias=True).clamp_(0.0, 1.0)                  # [N, K, h, w]
 
 
 def semantic_aligned_pooling(f: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
@@ -205,6 +239,11 @@ class MagnifierNet(nn.Module):
         seed: seed of the SAB sampler's own ``torch.Generator``.
         seg_channels: width of the mask head's 3x3 conv (256, recipes.md §3.6).
         neck_feat: test feature ``"after"`` (post-BN, BoT default) or ``"before"`` the BN.
+        mask_resize: ``"bilinear"`` (002 §3.1) or ``"nearest"``: how full-resolution
+            one-hot masks reach the feature map (:func:`labels_to_masks`), in training
+            and at test alike.
+        test_masks: ``"binary"`` (002 §3.1: argmax of the mask head at input resolution,
+            then the training resize) or ``"soft"`` (softmax of ``seg_logits``).
 
     Table 2 rows: G = all switches False; G+M = ``use_mask``; G+M+SAB; G+M+SFB;
     G+M+SAB+SFB (the defaults); +SD = add ``SDTerm`` to the losses.
@@ -226,8 +265,9 @@ class MagnifierNet(nn.Module):
           order) the L2-normalised post-BN feature, concatenated (not normalised again).
 
     Raises:
-        ValueError: bad switches / sampling / k_hat; at forward, malformed ``parts`` or
-            ``parts`` missing when SAB/SFB need masks and ``use_mask=False``.
+        ValueError: bad switches / sampling / k_hat / mask_resize / test_masks; at
+            forward, malformed ``parts`` or ``parts`` missing when SAB/SFB need masks and
+            ``use_mask=False``.
     """
 
     def __init__(self, num_classes: int, backbone: str = "resnet50",
@@ -236,8 +276,14 @@ class MagnifierNet(nn.Module):
                  fusion: Literal["gru", "ab"] = "gru",
                  sampling: Literal["random_torso", "random_baseline"] = "random_torso",
                  k_hat: int = 4, seed: int = 0, seg_channels: int = 256,
-                 neck_feat: Literal["after", "before"] = "after"):
+                 neck_feat: Literal["after", "before"] = "after",
+                 mask_resize: Literal["bilinear", "nearest"] = "bilinear",
+                 test_masks: Literal["binary", "soft"] = "binary"):
         super().__init__()
+        if mask_resize not in MASK_RESIZES or test_masks not in TEST_MASKS:
+            raise ValueError(f"MagnifierNet: mask_resize must be one of {MASK_RESIZES} and "
+                             f"test_masks one of {TEST_MASKS}, got {mask_resize!r}, {test_masks!r}")
+        self.mask_resize, self.test_masks = mask_resize, test_masks
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"MagnifierNet: num_classes must be a positive int, "
                              f"got {num_classes!r}")
@@ -295,23 +341,41 @@ class MagnifierNet(nn.Module):
         """Draw the next SAB kept set from the model's generator (see ``sample_kept_regions``)."""
         return sample_kept_regions(self.sampling, self.k_hat, self._sab_gen)
 
-    def region_masks(self, f: torch.Tensor, parts: torch.Tensor | None = None,
-                     seg_logits: torch.Tensor | None = None) -> torch.Tensor:
-        """Region masks R [N, 8, h, w] for the feature map f [N, C, h, w].
+    def mask_head_labels(self, seg_logits: torch.Tensor,
+                         input_size: tuple[int, int]) -> torch.Tensor:
+        """The mask head's part map at input resolution: ``seg_logits`` [N, 8, h, w]
+        bilinearly upsampled to ``input_size`` (H, W), argmax -> int64 [N, H, W] in 0..7."""
+        up = F.interpolate(seg_logits.float(), size=tuple(int(v) for v in input_size),
+                           mode="bilinear", align_corners=False)
+        return up.argmax(dim=1)
 
-        One-hot pseudo labels when ``parts`` is given and (training or ``use_mask=False``);
-        otherwise softmax of the mask head (``seg_logits`` computed if not given).
+    def region_masks(self, f: torch.Tensor, parts: torch.Tensor | None = None,
+                     seg_logits: torch.Tensor | None = None,
+                     input_size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Region masks R [N, 8, h, w] (float32) for the feature map f [N, C, h, w].
+
+        * ``parts`` given and (training or ``use_mask=False``): the pseudo labels through
+          :func:`labels_to_masks` (``self.mask_resize``).
+        * eval with ``test_masks="binary"``: the mask head's labels at ``input_size``
+          (:meth:`mask_head_labels`; default: the feature size) through the *same*
+          :func:`labels_to_masks` (002 §3.1: binary masks from the mask module).
+        * otherwise (eval with ``"soft"``, or training without ``parts``): softmax of the
+          mask head (``seg_logits`` computed if not given).
         """
         if parts is not None and (self.training or not self.use_mask):
             if parts.shape[0] != f.shape[0]:
                 raise ValueError(f"MagnifierNet: parts batch {parts.shape[0]} != image batch "
                                  f"{f.shape[0]}")
-            return labels_to_masks(parts, f.shape[-2:]).to(f.device)
+            return labels_to_masks(parts, f.shape[-2:], mode=self.mask_resize).to(f.device)
         if not self.use_mask:
             raise ValueError("MagnifierNet: use_mask=False has no predicted masks, so SAB/SFB "
                              "need the part labels: call forward(x, parts=[N, H, W] int64)")
         if seg_logits is None:
             seg_logits = self.seg_head(f)
+        if not self.training and self.test_masks == "binary":
+            size = tuple(input_size) if input_size is not None else tuple(f.shape[-2:])
+            return labels_to_masks(self.mask_head_labels(seg_logits, size), f.shape[-2:],
+                                   mode=self.mask_resize)
         return seg_logits.float().softmax(dim=1)
 
     def _fuse(self, p: torch.Tensor) -> torch.Tensor:
@@ -330,7 +394,7 @@ class MagnifierNet(nn.Module):
             return f
         out: dict = {"featuremaps": f}
         seg_logits = self.seg_head(f) if self.use_mask else None      # [N, 8, h, w]
-        masks = self.region_masks(f, parts, seg_logits) \
+        masks = self.region_masks(f, parts, seg_logits, input_size=x.shape[-2:]) \
             if (self.use_sab or self.use_sfb) else None               # [N, 8, h, w]
 
         g = F.adaptive_avg_pool2d(f, 1).flatten(1)                    # [N, C]
@@ -390,8 +454,8 @@ class MagnifierNet(nn.Module):
         f = self.backbone(x)
         maps = {"global": f.float().pow(2).mean(1)}
         if self.use_sab or self.use_sfb:
-            masks = labels_to_masks(parts, f.shape[-2:]).to(f.device) if parts is not None \
-                else self.region_masks(f, None)
+            masks = (labels_to_masks(parts, f.shape[-2:], mode=self.mask_resize).to(f.device)
+                     if parts is not None else self.region_masks(f, None, input_size=x.shape[-2:]))
             if self.use_sab:
                 keep = masks[:, list(kept if kept is not None else range(NUM_REGIONS))]
                 maps["sab"] = (f.float() * keep.sum(1, keepdim=True)).pow(2).mean(1)
@@ -401,7 +465,8 @@ class MagnifierNet(nn.Module):
     def extra_repr(self) -> str:
         return (f"use_mask={self.use_mask}, use_sab={self.use_sab}, use_sfb={self.use_sfb}, "
                 f"fusion={self.fusion!r}, sampling={self.sampling!r}, k_hat={self.k_hat}, "
-                f"seed={self.seed}, feat_dim={self.feat_dim}")
+                f"seed={self.seed}, feat_dim={self.feat_dim}, mask_resize={self.mask_resize!r}, "
+                f"test_masks={self.test_masks!r}")
 
 
 # ----------------------------------------------------------------------------- loss terms
