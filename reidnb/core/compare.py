@@ -8,16 +8,18 @@ measurements. ``05_summary`` and the per-notebook cells call these.
 """
 from __future__ import annotations
 
-
+import math
 
 import numpy as np
 import pandas as pd
 
-from .results import (COMPARE_COLUMNS, PAPER_IDS, RESULT_COLUMNS, TABLE_NOTEBOOKS, _LOWER_IS_BETTER,
-                      _MATCH, _join, _label, _norm_protocol, _rr, load_published)
+from . import intervals as _iv
+from .results import (COMPARE_COLUMNS, OPTIONAL_COLUMNS, PAPER_IDS, RESULT_COLUMNS, TABLE_NOTEBOOKS,
+                      _LOWER_IS_BETTER, _MATCH, _join, _label, _norm_protocol, _rr, load_published)
 
 __all__ = ["compare", "summary_tables", "compare_all", "tables_not_run", "style_comparison",
-           "ablation_directions", "ablation_statements"]
+           "ablation_directions", "ablation_statements", "DIRECTION_COLUMNS", "directions_table",
+           "verdict_counts"]
 
 # --------------------------------------------------------------------------- comparison
 def compare(measured: pd.DataFrame, paper_id: str, table: str, *,
@@ -37,7 +39,9 @@ def compare(measured: pd.DataFrame, paper_id: str, table: str, *,
 
     Returns:
         DataFrame with :data:`COMPARE_COLUMNS`, in the paper's row order, then measured
-        rows that match no published row (``status="no published value"``). ``published``,
+        rows that match no published row (``status="no published value"``). ``seeds`` is
+        the seeds summed over the averaged rows (NaN: unknown), ``eval_file`` their
+        per-query files joined by ``";"`` (``""``: none). ``published``,
         ``measured`` and ``delta = measured - published`` are percent (NaN when missing).
         ``status``: ``"not run"`` (published, not measured), ``"real"`` (comparable),
         ``"synthetic: not comparable"`` (measured on the generated set, only the direction
@@ -51,10 +55,13 @@ def compare(measured: pd.DataFrame, paper_id: str, table: str, *,
         pub = pub[pub["is_ours"] == 1]
     pub = pub.assign(_protocol=pub["protocol"].map(_norm_protocol),
                      _order=np.arange(len(pub)))
-    missing = [c for c in RESULT_COLUMNS if c not in measured.columns]
+    missing = [c for c in RESULT_COLUMNS if c not in measured.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"compare: measured frame lacks columns {missing}")
     m = measured[(measured["paper_id"] == paper_id) & (measured["table"] == table)]
+    m = m.assign(**{c: m[c] if c in m.columns else v for c, v in OPTIONAL_COLUMNS.items()})
+    m = m.assign(seeds=pd.to_numeric(m["seeds"], errors="coerce"),
+                 eval_file=m["eval_file"].fillna("").astype(str))
     m = m.assign(protocol=m["protocol"].fillna("").astype(str),
                  reranking=m["reranking"].astype(int), value=m["value"].astype(float))
     m = m.assign(_protocol=m["protocol"].map(_norm_protocol))
@@ -62,12 +69,15 @@ def compare(measured: pd.DataFrame, paper_id: str, table: str, *,
     if len(m):
         agg = (m.groupby([*_MATCH, "profile", "dataset_kind"], sort=False, dropna=False)
                .agg(measured=("value", "mean"), runs=("value", "size"),
-                    m_protocol=("protocol", "first"))
+                    m_protocol=("protocol", "first"), seeds=("seeds", "sum"),
+                    n_seeds=("seeds", "count"),
+                    eval_file=("eval_file", lambda x: ";".join(dict.fromkeys(f for f in x if f))))
                .reset_index())
+        agg["seeds"] = agg["seeds"].where(agg.pop("n_seeds") > 0)
         merged = pub.merge(agg, on=list(_MATCH), how="outer", indicator=True)
     else:
         merged = pub.assign(profile="", dataset_kind="", measured=np.nan, runs=0,
-                            m_protocol="", _merge="both")
+                            m_protocol="", _merge="both", seeds=np.nan, eval_file="")
     merged["protocol"] = merged["protocol"].where(merged["_merge"] != "right_only",
                                                   merged["m_protocol"])
     merged["paper_id"], merged["table"] = paper_id, table
@@ -78,7 +88,8 @@ def compare(measured: pd.DataFrame, paper_id: str, table: str, *,
     merged["delta"] = merged["measured"] - merged["published"]
     merged["runs"] = merged["runs"].fillna(0).astype(int)
     merged["reranking"] = merged["reranking"].astype(int)
-    for c in ("profile", "dataset_kind", "protocol"):
+    merged["seeds"] = merged["seeds"].astype(float)
+    for c in ("profile", "dataset_kind", "protocol", "eval_file"):
         merged[c] = merged[c].fillna("").astype(str)
     merged["status"] = np.select(
         [merged["measured"].isna(), merged["published"].isna(),
@@ -136,7 +147,7 @@ def style_comparison(cmp: pd.DataFrame, caption: str | None = None):
     Numbers with two decimals, ``"not run"`` for missing measurements, synthetic rows in
     grey italics with the status spelled out; needs jinja2 (installed with nbconvert).
     """
-    show = cmp.drop(columns=["paper_id", "table", "is_ours"], errors="ignore")
+    show = cmp.drop(columns=["paper_id", "table", "is_ours", "eval_file"], errors="ignore")
     synthetic = show["status"].eq("synthetic: not comparable")
 
     def _row_style(row):
@@ -156,8 +167,16 @@ def style_comparison(cmp: pd.DataFrame, caption: str | None = None):
 # --------------------------------------------------------------------------- ablations
 
 
-def ablation_directions(cmp: pd.DataFrame) -> pd.DataFrame:
-    """Does each measured ablation go the same way (better/worse) as the paper's?
+#: Columns of :func:`ablation_directions`.
+DIRECTION_COLUMNS: tuple[str, ...] = (
+    "paper_id", "table", "dataset", "protocol", "metric", "dataset_kind", "profile",
+    "reference", "compared", "published_delta", "measured_delta", "published_direction",
+    "measured_direction", "agrees", "ci_low", "ci_high", "seeds", "verdict", "interval_method")
+
+
+def ablation_directions(cmp: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
+                        level: float = 0.95) -> pd.DataFrame:
+    """Each published ablation direction with the measured difference, its interval and a verdict.
 
     Within one published table, dataset, protocol, metric, dataset_kind and profile, the
     paper's own rows that were measured are compared with a reference: the first of them
@@ -165,21 +184,36 @@ def ablation_directions(cmp: pd.DataFrame) -> pd.DataFrame:
     setting 1, MagnifierNet ``G``, MaskReID without re-ranking). ``better`` means a higher
     rank-k/mAP or a lower error rate.
 
+    The interval of ``measured_delta`` comes from the per-query files of both rows
+    (``eval_file``; :func:`reidnb.core.intervals.seed_query_bootstrap`: paired bootstrap
+    over queries, with one seed per variant, else bootstrap over seeds and queries;
+    ``n_boot`` resamples, generator ``seed``, coverage ``level``). Only rank1 and mAP have
+    per-query values; other metrics, rows of older CSVs and runs without per-query arrays
+    get ``verdict = "inconclusive (no per-query data)"`` and NaN bounds.
+
     Args:
         cmp: :func:`compare` or :func:`compare_all` output.
 
     Returns:
-        one row per (compared setting, metric): paper_id, table, dataset, protocol, metric,
-        dataset_kind, profile, reference, compared, published_delta, measured_delta
-        (compared minus reference, percent points), published_direction,
-        measured_direction (``better``/``worse``/``equal``), agrees (True/False; None when
-        the paper printed equal numbers).
+        one row per (compared setting, metric), columns :data:`DIRECTION_COLUMNS`:
+        reference, compared (labels), published_delta and measured_delta (compared minus
+        reference, percent points), published/measured_direction (``better``/``worse``/
+        ``equal``), agrees (sign only; None when the paper printed equal numbers), ci_low /
+        ci_high (percent points), seeds (``"<compared> vs <reference>"``), verdict
+        (``reproduced`` / ``contradicted`` / ``inconclusive`` /
+        ``inconclusive (no per-query data)``, :func:`reidnb.core.intervals.verdict`) and
+        interval_method.
+
+    Raises:
+        ValueError: a per-query file that exists but cannot be read, or two rows whose
+            query sets differ (the message names them).
     """
-    cols = ["paper_id", "table", "dataset", "protocol", "metric", "dataset_kind", "profile",
-            "reference", "compared", "published_delta", "measured_delta",
-            "published_direction", "measured_direction", "agrees"]
+    cols = list(DIRECTION_COLUMNS)
     ok = cmp[cmp["published"].notna() & cmp["measured"].notna() & cmp["is_ours"].eq(1)]
     ok = ok.assign(_protocol=ok["protocol"].map(_norm_protocol))
+    if "eval_file" not in ok.columns:
+        ok = ok.assign(eval_file="", seeds=np.nan)
+    cache: dict[str, _iv.QueryData | None] = {}
     out = []
     keys = ["paper_id", "table", "dataset", "_protocol", "metric", "dataset_kind", "profile"]
     for key, g in ok.groupby(keys, sort=False):
@@ -192,6 +226,7 @@ def ablation_directions(cmp: pd.DataFrame) -> pd.DataFrame:
             dp = float(r["published"] - ref["published"])
             dm = float(r["measured"] - ref["measured"])
             pdir, mdir = _direction(sign * dp), _direction(sign * dm)
+            iv = _interval(r, ref, k["metric"], cache, n_boot=n_boot, seed=seed, level=level)
             out.append(dict(
                 paper_id=k["paper_id"], table=k["table"], dataset=k["dataset"],
                 protocol=ref["protocol"], metric=k["metric"], dataset_kind=k["dataset_kind"],
@@ -199,10 +234,76 @@ def ablation_directions(cmp: pd.DataFrame) -> pd.DataFrame:
                 reference=_label(ref["method"], ref["variant"]) + _rr(ref["reranking"]),
                 compared=_label(r["method"], r["variant"]) + _rr(r["reranking"]),
                 published_delta=dp, measured_delta=dm, published_direction=pdir,
-                measured_direction=mdir, agrees=None if pdir == "equal" else pdir == mdir))
+                measured_direction=mdir, agrees=None if pdir == "equal" else pdir == mdir,
+                ci_low=np.nan if iv is None else iv.low, ci_high=np.nan if iv is None else iv.high,
+                seeds=f"{_seeds(r)} vs {_seeds(ref)}", verdict=_iv.verdict(dp, iv),
+                interval_method="" if iv is None else
+                f"{iv.method}; {iv.n_boot} resamples, {iv.n_queries} queries, "
+                f"{100 * iv.level:g}%"))
     return pd.DataFrame(out, columns=cols)
 
 
+def _seeds(row: pd.Series) -> str:
+    v = row.get("seeds", np.nan)
+    return "?" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
+
+def _query_data(files: str, cache: dict) -> _iv.QueryData | None:
+    """The seeds of every per-query file of ``files`` (``";"``-joined), None if any lacks."""
+    if files not in cache:
+        parts = [_iv.load_query_file(f) for f in str(files).split(";")] if files else [None]
+        cache[files] = None if any(p is None for p in parts) else _iv.QueryData.concat(parts)
+    return cache[files]
+
+
+def _interval(row: pd.Series, ref: pd.Series, metric: str, cache: dict,
+              **kw) -> _iv.Interval | None:
+    if metric not in _iv.METRIC_FIELDS:
+        return None
+    a = _query_data(str(row.get("eval_file", "") or ""), cache)
+    b = _query_data(str(ref.get("eval_file", "") or ""), cache)
+    try:
+        pair = _iv.pair_intervals(a, b, **kw)
+    except ValueError as e:
+        raise ValueError(f"{row['eval_file']} vs {ref['eval_file']}: {e}") from e
+    return None if pair is None else pair[metric]
+
+
+def verdict_counts(directions: pd.DataFrame) -> dict[str, int]:
+    """Verdicts of :func:`ablation_directions` counted: keys ``reproduced``,
+    ``contradicted``, ``inconclusive`` and ``no per-query data`` (all present, 0 if none)."""
+    out = {"reproduced": 0, "contradicted": 0, "inconclusive": 0, "no per-query data": 0}
+    for v in directions.get("verdict", pd.Series(dtype=str)):
+        out["no per-query data" if v == _iv.NO_DATA else v] += 1
+    return out
+
+
+def directions_table(directions: pd.DataFrame, paper_id: str | None = None) -> pd.DataFrame:
+    """The verdict table of 05_summary (and the notebooks): one line per compared pair.
+
+    Args:
+        directions: :func:`ablation_directions` output.
+        paper_id: keep one paper (None: all).
+
+    Returns:
+        columns paper_id, comparison (``"<table>, <dataset>[ <protocol>], <metric>:
+        <compared> vs <reference>"``), dataset_kind, paper_delta, measured_delta (percent
+        points), interval (``"[low, high]"`` or ``"—"``), seeds, verdict; in the order of
+        ``directions``.
+    """
+    d = directions if paper_id is None else directions[directions["paper_id"] == paper_id]
+    cols = ["paper_id", "comparison", "dataset_kind", "paper_delta", "measured_delta", "interval",
+            "seeds", "verdict"]
+    rows = []
+    for r in d.itertuples():
+        where = f"{r.table}, {r.dataset}" + (f" {r.protocol}" if r.protocol else "")
+        rows.append(dict(
+            paper_id=r.paper_id, comparison=f"{where}, {r.metric}: {r.compared} vs {r.reference}",
+            dataset_kind=r.dataset_kind, paper_delta=round(float(r.published_delta), 2),
+            measured_delta=round(float(r.measured_delta), 2),
+            interval="—" if math.isnan(r.ci_low) else f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
+            seeds=r.seeds, verdict=r.verdict))
+    return pd.DataFrame(rows, columns=cols)
 
 
 def _direction(d: float, tol: float = 1e-9) -> str:
@@ -210,8 +311,9 @@ def _direction(d: float, tol: float = 1e-9) -> str:
 
 
 def ablation_statements(measured: pd.DataFrame) -> dict[str, str]:
-    """A short Markdown statement per paper (:data:`PAPER_IDS`) of which published ablation
-    directions the measurements reproduce; also says when a paper was not run at all.
+    """A short Markdown statement per paper (:data:`PAPER_IDS`): verdict counts of its
+    published ablation directions (:func:`ablation_directions`) and one line per pair; also
+    says when a paper was not run at all.
 
     Args:
         measured: :func:`read_results` output.
@@ -232,22 +334,25 @@ def ablation_statements(measured: pd.DataFrame) -> dict[str, str]:
             out[pid] = head + "not run (no measured rows)."
             continue
         d = dirs[dirs["paper_id"] == pid]
-        decided = d[d["agrees"].notna()]
+        decided = d[d["published_direction"] != "equal"]
         if decided.empty:
             out[pid] = head + (f"{len(got)} measured cells, but no ablation pair (needs two of "
                                "the paper's own settings of one table measured alike).")
             continue
-        n_ok = int(decided["agrees"].astype(bool).sum())
+        n = verdict_counts(decided)
         kinds = _join(decided["dataset_kind"])
-        lines = [head + f"{n_ok} of {len(decided)} published ablation directions reproduced"
+        lines = [head + f"{n['reproduced']} of {len(decided)} published ablation directions "
+                 f"reproduced, {n['contradicted']} contradicted, {n['inconclusive']} "
+                 f"inconclusive, {n['no per-query data']} without per-query data"
                  + (" — on synthetic data: directions only, magnitudes are not comparable."
                     if "synthetic" in kinds else " (real data).")]
         for (table, dataset, proto, ref, comp), g in decided.groupby(
                 ["table", "dataset", "protocol", "reference", "compared"], sort=False):
-            parts = [f"{r.metric} {r.published_delta:+.2f}/{r.measured_delta:+.2f} "
-                     f"{'✓' if r.agrees else '✗'}" for r in g.itertuples()]
+            parts = [f"{r.metric} {r.published_delta:+.2f}/{r.measured_delta:+.2f}"
+                     + ("" if math.isnan(r.ci_low) else f" [{r.ci_low:+.2f}, {r.ci_high:+.2f}]")
+                     + f" {r.verdict}" for r in g.itertuples()]
             where = f"{table}, {dataset}" + (f" {proto}" if proto else "")
             lines.append(f"- {where}: {comp} vs {ref}: " + "; ".join(parts)
-                         + " (published/measured change)")
+                         + " (published/measured change, 95% interval, verdict)")
         out[pid] = "\n".join(lines)
     return out

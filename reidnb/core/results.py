@@ -47,6 +47,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import intervals as _intervals
 from .utils import atomic_path
 
 __all__ = [
@@ -61,13 +62,17 @@ PAPER_COLUMNS: tuple[str, ...] = ("paper_id", "paper", "table", "dataset", "prot
                                   "is_ours", "variant", "metric", "value", "reranking", "note")
 #: How a measurement was made; appended to :data:`PAPER_COLUMNS` in a results CSV.
 RUN_COLUMNS: tuple[str, ...] = ("profile", "backbone", "image_size", "epochs", "seconds",
-                                "dataset_kind")
+                                "dataset_kind", "seeds", "eval_file")
+#: Columns a results CSV written before they existed may lack: read (and written) with
+#: these defaults (``seeds`` blank = unknown; ``eval_file`` blank = no per-query data).
+OPTIONAL_COLUMNS: dict[str, Any] = {"seeds": float("nan"), "eval_file": ""}
 #: Columns of ``<output_dir>/results/<notebook>.csv`` (DESIGN.md "Results and reports").
 RESULT_COLUMNS: tuple[str, ...] = PAPER_COLUMNS + RUN_COLUMNS
 #: Columns returned by :func:`compare`.
 COMPARE_COLUMNS: tuple[str, ...] = (
     "paper_id", "table", "dataset", "protocol", "method", "variant", "metric", "reranking",
-    "published", "measured", "delta", "profile", "dataset_kind", "status", "runs", "is_ours")
+    "published", "measured", "delta", "profile", "dataset_kind", "status", "runs", "is_ours",
+    "seeds", "eval_file")
 #: Metric names (percent). ``error_rate`` is the only lower-is-better one.
 METRICS: tuple[str, ...] = ("rank1", "rank5", "rank10", "mAP", "mINP", "error_rate")
 _LOWER_IS_BETTER = frozenset({"error_rate"})
@@ -100,7 +105,7 @@ TABLE_NOTEBOOKS: dict[tuple[str, str], str] = {
 }
 
 _INT_COLUMNS = ("is_ours", "reranking")
-_FLOAT_COLUMNS = ("value", "epochs", "seconds")
+_FLOAT_COLUMNS = ("value", "epochs", "seconds", "seeds")
 _MATCH = ("dataset", "_protocol", "method", "variant", "metric", "reranking")
 
 
@@ -166,7 +171,8 @@ def _cfg_option(cfg: Any, name: str, default: Any = None) -> Any:
 def result_rows(cfg: Any, *, paper_id: str, table: str, dataset: str, protocol: str,
                 method: str, variant: str, metrics: Mapping[str, float], reranking: bool,
                 seconds: float, epochs: float | None = None, note: str = "",
-                extra: bool = False) -> list[dict[str, Any]]:
+                extra: bool = False, seeds: int = 1, eval_file: str | Path = ""
+                ) -> list[dict[str, Any]]:
     """Rows of a results CSV for one measured setting: one row per metric.
 
     Args:
@@ -185,6 +191,10 @@ def result_rows(cfg: Any, *, paper_id: str, table: str, dataset: str, protocol: 
         note: free text (reductions such as a train-id subset belong here). Synthetic runs
             get ``"synthetic stand-in for <dataset>; not comparable"`` prepended.
         extra: allow a setting that matches no published row of the table.
+        seeds: trained seeds averaged into ``metrics`` (>= 1).
+        eval_file: path of the per-query arrays of this setting
+            (:mod:`reidnb.core.intervals`; absolute in memory, written relative to
+            ``output_dir`` by :func:`write_results`), ``""`` when there are none.
 
     Returns:
         list of dicts with exactly :data:`RESULT_COLUMNS`; ``is_ours`` is 1, ``paper`` is
@@ -241,7 +251,7 @@ def result_rows(cfg: Any, *, paper_id: str, table: str, dataset: str, protocol: 
         note=note, profile=str(cfg.profile), backbone=str(_cfg_option(cfg, "backbone", "")),
         image_size=f"{height}x{width}" if height and width else "",
         epochs=float("nan") if epochs is None else float(epochs), seconds=float(seconds),
-        dataset_kind=kind)
+        dataset_kind=kind, seeds=float(int(seeds)), eval_file=str(eval_file))
     rows = []
     for name, v in metrics.items():
         row = dict(common, metric=name, value=float(v))
@@ -308,6 +318,12 @@ def published_rows(cfg: Any, published: Mapping[str, Sequence[Cell]],
     not print for this dataset/protocol is written with ``extra=True`` (recorded, shown,
     not compared). Keys without a ``published`` entry are skipped.
 
+    Each row also records ``seeds`` (``len(run.runs)`` for a seed group, else 1) and
+    ``eval_file``: the per-query arrays of its evaluation setting
+    (:func:`reidnb.core.intervals.query_data_of`), kept in memory under
+    ``<cfg.output_dir>/results/<cfg.notebook>/q-<sha1>.npz`` until :func:`write_results`
+    writes them; ``""`` when the run has no per-query arrays.
+
     Args:
         cfg: the notebook's config (profile, backbone, size, dataset kind are recorded).
         published: variant key -> cells it fills (the paper's ``PUBLISHED``).
@@ -335,6 +351,7 @@ def published_rows(cfg: Any, published: Mapping[str, Sequence[Cell]],
                         m = run.metrics(setting + ("+re-rank" if rr else ""))
                     except KeyError:
                         continue
+                    key_setting = setting + ("+re-rank" if rr else "")
                     method = cell.rerank_method if rr else cell.method
                     protocol = _published_protocol(cell.paper_id, cell.table, dataset, setting)
                     text = "; ".join(s for s in (cell.note, note) if s)
@@ -345,8 +362,20 @@ def published_rows(cfg: Any, published: Mapping[str, Sequence[Cell]],
                         seconds=float(run.seconds) + float((extra_seconds or {}).get(key, 0.0)),
                         epochs=getattr(run, "epochs", None), note=text,
                         extra=not is_published(cell.paper_id, cell.table, dataset, protocol,
-                                               method, cell.variant, rr)))
+                                               method, cell.variant, rr),
+                        seeds=len(_intervals._seed_runs(run)),
+                        eval_file=_query_file(cfg, run, key_setting)))
     return rows
+
+
+def _query_file(cfg: Any, run: Any, setting: str) -> str:
+    """Absolute path of ``run``'s per-query arrays for ``setting`` (remembered, written by
+    :func:`write_results`), or ``""`` when it has none or ``cfg`` has no output_dir."""
+    data = _intervals.query_data_of(run, setting)
+    out, nb = getattr(cfg, "output_dir", None), getattr(cfg, "notebook", None)
+    if data is None or out is None or not nb:
+        return ""
+    return str(_intervals.remember_query_file(Path(out) / "results" / str(nb), data))
 
 
 def write_results(rows: Iterable[Mapping[str, Any]], cfg: Any) -> Path:
@@ -356,22 +385,38 @@ def write_results(rows: Iterable[Mapping[str, Any]], cfg: Any) -> Path:
     calling it again replaces the file. The write is atomic (:func:`reidnb.core.utils.atomic_path`):
     a reader, or a failure half-way, never leaves a partial file.
 
+    The per-query arrays the rows point to (``eval_file``) are written first to
+    ``<output_dir>/results/<notebook>/`` (files there no row refers to any more are
+    removed) and ``eval_file`` is stored relative to ``output_dir``. Rows without
+    :data:`OPTIONAL_COLUMNS` get their defaults.
+
     Raises:
         ValueError: a row lacks some of :data:`RESULT_COLUMNS` or has others (row index and
             names in the message).
     """
-    rows = [dict(r) for r in rows]
+    rows = [{**OPTIONAL_COLUMNS, **dict(r)} for r in rows]
     for i, r in enumerate(rows):
         missing = [c for c in RESULT_COLUMNS if c not in r]
         unknown = [c for c in r if c not in RESULT_COLUMNS]
         if missing or unknown:
             raise ValueError(f"write_results: row {i} has missing columns {missing} and unknown "
                              f"columns {unknown}; build rows with result_rows()")
+    out = Path(cfg.output_dir).absolute()
+    files = [str(r["eval_file"]) for r in rows if str(r["eval_file"])]
+    _intervals.flush_query_files(files)
+    for r in rows:
+        f = Path(str(r["eval_file"])) if str(r["eval_file"]) else None
+        if f is not None and f.is_absolute() and f.is_relative_to(out):
+            r["eval_file"] = f.relative_to(out).as_posix()
     df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
-    path = Path(cfg.output_dir) / "results" / f"{cfg.notebook}.csv"
+    path = out / "results" / f"{cfg.notebook}.csv"
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
-    return path
+    keep = {str((out / f).absolute()) for f in df["eval_file"].astype(str) if f}
+    for old in (out / "results" / str(cfg.notebook)).glob("q-*.npz"):
+        if str(old.absolute()) not in keep:
+            old.unlink(missing_ok=True)
+    return Path(cfg.output_dir) / "results" / f"{cfg.notebook}.csv"
 
 
 def _read_one(path: Path) -> pd.DataFrame:
@@ -380,11 +425,17 @@ def _read_one(path: Path) -> pd.DataFrame:
         df = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: not a readable results CSV ({e})") from e
-    missing = [c for c in RESULT_COLUMNS if c not in df.columns]
+    missing = [c for c in RESULT_COLUMNS if c not in df.columns and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"{path}: not a reidnb results CSV; missing columns {missing} "
                          f"(expected {list(RESULT_COLUMNS)})")
+    for c in OPTIONAL_COLUMNS:     # older CSVs: no seeds, no per-query files
+        if c not in df.columns:
+            df[c] = ""
     df = df[list(RESULT_COLUMNS)].copy()
+    out = path.absolute().parent.parent     # <output_dir>/results/<nb>.csv
+    df["eval_file"] = [str(out / f) if f and not Path(f).is_absolute() else f
+                       for f in df["eval_file"]]
     for col in (*_FLOAT_COLUMNS, *_INT_COLUMNS):
         num = pd.to_numeric(df[col].replace("", np.nan), errors="coerce")
         required = col in ("value", *_INT_COLUMNS)   # epochs/seconds may be blank
@@ -402,7 +453,9 @@ def read_results(output_dir: str | Path) -> pd.DataFrame:
 
     Returns:
         columns ``notebook`` (file stem) + :data:`RESULT_COLUMNS`; empty (same columns)
-        when there is no results folder or no CSV in it.
+        when there is no results folder or no CSV in it. ``eval_file`` is made absolute
+        (the CSV stores it relative to ``output_dir``); ``seeds`` is NaN in CSVs written
+        before the column existed.
 
     Raises:
         ValueError: a CSV that cannot be parsed, lacks columns (named) or has non-numeric
@@ -480,8 +533,11 @@ def headline(results: pd.DataFrame, max_settings: int = 4) -> list[str]:
     """A few one-line summaries of a notebook's own results (for report index pages).
 
     Picks the first ``max_settings`` settings (paper/table/dataset/protocol/method/variant/
-    re-ranking, file order) and shows rank1, mAP and error_rate, e.g.
-    ``"bcloss Table 1 · Market-1501 · Ours: rank1 86.40, mAP 67.64 (synthetic)"``.
+    re-ranking, file order) and shows rank1, mAP and error_rate beside the paper row they
+    stand in for, then what actually ran (backbone, image size, data kind, seeds), e.g.
+    ``"bcloss Table 1 · Market-1501 · single-query · Baseline [ResNet50, softmax only]:
+    rank1 12.38 (ran: resnet18, 64x32, synthetic data, 1 seed)"``. Seeds are left out when
+    the CSV predates the column.
     """
     r = results[results["is_ours"] == 1]
     r = r[r["metric"].isin(["rank1", "mAP", "error_rate"])]
@@ -493,7 +549,15 @@ def headline(results: pd.DataFrame, max_settings: int = 4) -> list[str]:
         pid, table, dataset, proto, method, variant, rr = key
         vals = ", ".join(f"{m.metric} {m.value:.2f}" for m in g.itertuples())
         where = " · ".join(s for s in (f"{pid} {table}", dataset, proto) if s)
-        kinds = _join(g["dataset_kind"])
-        lines.append(f"{where} · {_label(method, variant)}{_rr(rr)}: {vals}"
-                     + (" (synthetic)" if "synthetic" in kinds else ""))
+        lines.append(f"{where} · {_label(method, variant)}{_rr(rr)}: {vals} ({_ran(g)})")
     return lines
+
+
+def _ran(g: pd.DataFrame) -> str:
+    """``"ran: resnet18, 64x32, synthetic data, 2 seeds"`` for the rows of one setting."""
+    seeds = pd.to_numeric(g["seeds"], errors="coerce").dropna() if "seeds" in g else []
+    n = sorted({int(x) for x in seeds})
+    parts = [_join(g["backbone"]), _join(g["image_size"]),
+             f"{_join(g['dataset_kind']) or 'unknown'} data",
+             f"{'/'.join(map(str, n))} seed{'s' if n and n[-1] > 1 else ''}" if n else ""]
+    return "ran: " + ", ".join(p for p in parts if p)
