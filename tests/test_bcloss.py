@@ -39,7 +39,7 @@ def test_softmax_variant_is_cross_entropy_only():
 
 def test_joint_variant_bc_and_center_terms_by_hand():
     losses = bcloss.losses_for("joint", num_classes=2, feat_dim=2, tau=1.0, lam=0.7,
-                               center_lr=0.5)
+                               center_lr=0.5, reduction="mean")
     assert list(losses) == ["softmax", "bc", "center"]
     assert losses["bc"][0] == 0.7 and losses["center"][0] == 0.7
     outputs = {"logits": torch.zeros(4, 2), "embeddings": 3.0 * X}  # not normalised
@@ -57,9 +57,54 @@ def test_joint_variant_bc_and_center_terms_by_hand():
 
 def test_joint_margin_changes_only_the_push_term():
     outputs, batch = {"logits": torch.zeros(4, 2), "embeddings": X}, {"pid": Y}
-    lb = bcloss.losses_for("joint", 2, 2, tau=1.5)["bc"][1](outputs, batch).item()
+    lb = bcloss.losses_for("joint", 2, 2, tau=1.5, reduction="mean")["bc"][1](outputs, batch).item()
     # push: a max(0,1.5-2)=0, b 1.1, c 1.1, d 0 -> (0.8 + 1.9 + 3.1 + 2) / 2 / 4
     assert lb == pytest.approx((0.8 + 1.9 + 3.1 + 2.0) / 8, abs=1e-6)
+
+
+def test_paper_profile_sums_lb_and_lc_over_the_batch():
+    # 001 Eqs. 3-4 sum over the m images: the same anchors as above, summed (m = 4)
+    losses = bcloss.losses_for("joint", 2, 2, tau=1.0)             # default: the paper's sum
+    outputs, batch = {"logits": torch.zeros(4, 2), "embeddings": 3.0 * X}, {"pid": Y}
+    assert losses["bc"][1](outputs, batch).item() == pytest.approx(0.4 + 0.7 + 1.3 + 1.0, abs=1e-5)
+    assert losses["center"][1](outputs, batch).item() == pytest.approx(4 * 0.5, abs=1e-6)
+    # the config decides: paper -> "sum" in both terms, quick/smoke -> "mean" (a deviation)
+    paper, quick = bcloss.Config.make("paper"), bcloss.Config.make("quick")
+    assert paper.loss_reduction == "sum" and quick.loss_reduction == "mean"
+    built = {}
+
+    def fake_train(cfg, dataset, **kw):
+        built[cfg.profile] = kw["losses"]
+        return "run"
+
+    ds = SimpleNamespace(train=[None] * 64, num_train_pids=2)
+    for cfg in (paper, quick):
+        bcloss.experiments.train_and_evaluate, orig = fake_train, bcloss.experiments.train_and_evaluate
+        try:
+            bcloss.train_variant(dataclasses.replace(cfg, backbone="resnet18"), ds, "joint")
+        finally:
+            bcloss.experiments.train_and_evaluate = orig
+    assert built["paper"]["bc"][1].kw["reduction"] == "sum"
+    assert built["paper"]["center"][1].fn.reduction == "sum"
+    assert "reduction" not in built["quick"]["bc"][1].kw        # mean: the key of old runs
+    assert built["quick"]["center"][1].fn.reduction == "mean"
+    assert "loss_reduction" in {d.name for d in quick.deviations()}
+    with pytest.raises(ValueError, match="reduction"):
+        bcloss.losses_for("joint", 2, 2, reduction="max")
+
+
+def test_describe_recipe_states_the_augmentation_the_loader_gets():
+    paper, quick = bcloss.Config.make("paper"), bcloss.Config.make("quick")
+    st = bcloss.main_stage(paper, 12936)
+    assert (st.flip_p, st.pad) == (0.5, 0)                        # mirror only (recipes §2.5)
+    assert bcloss.main_stage(quick, 12936).pad == 10
+    assert bcloss.describe_recipe(paper)[:2] == [
+        "augmentation (train loader): horizontal flip p=0.5; no pad + crop; no random erasing",
+        "L_b and L_c: sum over the batch (001 Eqs. 3-4 as printed)"]
+    q = bcloss.describe_recipe(quick, 12936)
+    assert "zero-pad 10 px + random crop back to the input size [paper: no pad + crop]" in q[0]
+    assert q[1] == "L_b and L_c: mean over the batch [paper: sum, Eqs. 3-4]"
+    assert q[2].startswith("001: 2424 iterations")
 
 
 def test_losses_for_fresh_centres_and_errors():

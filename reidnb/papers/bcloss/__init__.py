@@ -36,8 +36,8 @@ from __future__ import annotations
 from ...evaluation.retrieval import chance_level, pick_queries
 from . import model  # noqa: F401  (registers the network "bcloss")
 from .config import BCLossConfig
-from .experiments import (MODEL, VARIANTS, feat_dim_of, losses_for, main_stage, run_deviations,
-                          sweep_stage, tau_sweep, train_variant)
+from .experiments import (MODEL, VARIANTS, describe_recipe, feat_dim_of, losses_for, main_stage,
+                          run_deviations, sweep_stage, tau_sweep, train_variant)
 from .model import BCLossNet
 from .tables import (PUBLISHED, TABLES, SeedMean, mean_metrics, measured_rows, metrics_table,
                      row_note, table_cells, table_for)
@@ -47,5 +47,5 @@ Config = BCLossConfig
 
 __all__ = ["Config", "BCLossConfig", "BCLossNet", "MODEL", "VARIANTS", "PUBLISHED", "TABLES",
            "losses_for", "feat_dim_of", "main_stage", "sweep_stage", "train_variant",
-           "tau_sweep", "run_deviations", "table_for", "SeedMean", "mean_metrics",
+           "tau_sweep", "run_deviations", "describe_recipe", "table_for", "SeedMean", "mean_metrics",
            "metrics_table", "table_cells", "measured_rows", "row_note", "chance_level", "pick_queries"]

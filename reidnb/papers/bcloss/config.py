@@ -32,6 +32,10 @@ class BCLossConfig(RunConfig):
             recipes.md §2.5: 1.0).
         lam: lambda of Eq. 9, weight of L_b and L_c (001 §3.2: 1).
         center_lr: centre learning rate eta of Eq. 6 (recipes.md §2.5: 0.5).
+        loss_reduction: ``"sum"`` over the m batch images as Eqs. 3-4 print L_b and L_c
+            (recipes.md §2.5), or ``"mean"`` (m times lighter).
+        flip_p, pad: horizontal-flip probability and pad + random-crop pixels of the train
+            loader (recipes.md §2.5: Caffe ``mirror`` only; 001 names no augmentation).
         runs: seeds averaged per setting (001 §3.4: mean of 5 runs).
         taus: margins of the tau sweep (recipes.md §2.5: {0.5, 1.0, 1.5}; not in 001).
         sweep_epochs: epochs of each sweep run (None: the main schedule).
@@ -53,14 +57,18 @@ class BCLossConfig(RunConfig):
     tau: float = 1.0                       # recipes.md §2.5 (001 gives no margin)
     lam: float = 1.0                       # 001 §3.2, Eq. 9
     center_lr: float = 0.5                 # recipes.md §2.5 (Wen et al. 2016; BoT)
+    loss_reduction: str = "sum"            # 001 Eqs. 3-4: sums over the m batch images
+    flip_p: float = 0.5                    # recipes.md §2.5: random mirror (Caffe)
+    pad: int = 0                           # recipes.md §2.5: no pad + crop
     runs: int = 5                          # 001 §3.4: mean of 5 runs
     taus: tuple[float, ...] = (0.5, 1.0, 1.5)   # recipes.md §2.5 sweep (not in 001)
     sweep_epochs: int | None = None        # the sweep uses the main schedule
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
-        "smoke": dict(batch_size=16, lr_step_iters=None, runs=1, taus=(1.0, 1.5)),
+        "smoke": dict(batch_size=16, lr_step_iters=None, runs=1, taus=(1.0, 1.5),
+                      loss_reduction="mean", pad=10),
         "quick": dict(batch_size=16, height=64, width=32, epochs=3, lr_step_iters=None,
-                      dropout=0.5, runs=1, taus=(1.0,)),
+                      dropout=0.5, runs=1, taus=(1.0,), loss_reduction="mean", pad=10),
     }
     REASONS: ClassVar[dict[str, str]] = {
         "dataset": "the embedded synthetic set stands in for Market-1501 (real data not "
@@ -88,4 +96,8 @@ class BCLossConfig(RunConfig):
                       "12.3/11.2 rank-1/mAP; ~1 min a value)",
         "max_test_pids": "quick: synthetic test on 150 identities (evaluating on the CPU "
                          "costs about as much as training)",
+        "loss_reduction": "the batch mean of L_b and L_c that the quick numbers, lr and dropout "
+                          "were measured with (the sum weights them 16x more: effective lambda 16)",
+        "pad": "pad 10 + random crop, as the quick numbers were measured (001 / recipes.md: "
+               "mirror only)",
     }

@@ -33,7 +33,7 @@ from ..common import train_and_evaluate
 from .config import BCLossConfig
 
 __all__ = ["MODEL", "VARIANTS", "losses_for", "feat_dim_of", "main_stage", "sweep_stage",
-           "train_variant", "tau_sweep", "run_deviations"]
+           "train_variant", "tau_sweep", "run_deviations", "describe_recipe"]
 
 #: Registry name of 001's network (:class:`reidnb.papers.bcloss.model.BCLossNet`).
 MODEL = "bcloss"
@@ -47,7 +47,8 @@ VARIANTS: Mapping[str, tuple[str, ...]] = MappingProxyType({
 
 
 def losses_for(variant: str, num_classes: int, feat_dim: int, *, tau: float = 1.0,
-               lam: float = 1.0, center_lr: float = 0.5) -> dict[str, tuple[float, nn.Module]]:
+               lam: float = 1.0, center_lr: float = 0.5,
+               reduction: str = "sum") -> dict[str, tuple[float, nn.Module]]:
     """The Trainer's loss dict ``{name: (weight, term)}`` of one 001 setting.
 
     Args:
@@ -57,6 +58,9 @@ def losses_for(variant: str, num_classes: int, feat_dim: int, *, tau: float = 1.
         tau: margin of L_b on the squared distance of unit vectors (recipes.md §2.5: 1.0).
         lam: lambda of Eq. 9, the weight of both L_b and L_c (001 §3.2: 1).
         center_lr: eta of the centre update (Eq. 6; Wen et al. 2016 / BoT: 0.5).
+        reduction: ``"sum"`` (Eqs. 3-4 as printed: over the m batch images) or ``"mean"``,
+            for both L_b and L_c. ``"mean"`` is passed to neither term (their default), so
+            its runs keep the run keys they had before the option existed.
 
     Returns:
         ``{"softmax": (1, CE on logits)}``, plus for ``"joint"``
@@ -66,8 +70,11 @@ def losses_for(variant: str, num_classes: int, feat_dim: int, *, tau: float = 1.
 
     Raises:
         ValueError: unknown variant, non-positive num_classes/feat_dim, negative tau, lam
-            or center_lr.
+            or center_lr, unknown reduction.
     """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    red = {"reduction": reduction} if reduction != "mean" else {}
     if variant not in VARIANTS:
         raise ValueError(f"unknown 01_bcloss variant {variant!r}; expected one of "
                          f"{tuple(VARIANTS)}")
@@ -80,9 +87,10 @@ def losses_for(variant: str, num_classes: int, feat_dim: int, *, tau: float = 1.
     losses: dict[str, tuple[float, nn.Module]] = {
         "softmax": (1.0, Term(cross_entropy, key="logits"))}
     if "bc" in wanted:
-        losses["bc"] = (float(lam), Term(batch_contrastive_loss, normalize=True, tau=float(tau)))
+        losses["bc"] = (float(lam), Term(batch_contrastive_loss, normalize=True, tau=float(tau),
+                                         **red))
     if "center" in wanted:
-        losses["center"] = (float(lam), Term(CenterLoss(num_classes, feat_dim, center_lr),
+        losses["center"] = (float(lam), Term(CenterLoss(num_classes, feat_dim, center_lr, **red),
                                              normalize=True))
     return losses
 
@@ -119,14 +127,19 @@ def main_stage(cfg: BCLossConfig, num_train_images: int) -> Stage:
         if not cfg.max_iters:
             raise ValueError("01_bcloss schedule: the config sets neither epochs nor max_iters")
         return Stage.from_iters("001", int(cfg.max_iters), n, bs, cfg.lr,
-                                step_iters=cfg.lr_step_iters)
+                                step_iters=cfg.lr_step_iters, **_augment(cfg))
     milestones = tuple(int(m) for m in cfg.lr_milestones)
     if cfg.lr_step_iters:
         length = Stage.from_epochs("001", int(cfg.epochs), n, bs, cfg.lr).iters
         milestones = Stage.from_iters("001", int(cfg.max_iters or length), n, bs, cfg.lr,
                                       step_iters=cfg.lr_step_iters).milestones
     return Stage.from_epochs("001", int(cfg.epochs), n, bs, cfg.lr, max_iters=cfg.max_iters,
-                             milestones=milestones)
+                             milestones=milestones, **_augment(cfg))
+
+
+def _augment(cfg: BCLossConfig) -> dict[str, Any]:
+    """The train loader's flip and pad + crop, as :class:`Stage` fields."""
+    return {"flip_p": float(cfg.flip_p), "pad": int(cfg.pad)}
 
 
 def sweep_stage(cfg: BCLossConfig, num_train_images: int) -> Stage:
@@ -139,7 +152,8 @@ def sweep_stage(cfg: BCLossConfig, num_train_images: int) -> Stage:
     epochs = int(cfg.sweep_epochs)
     return Stage.from_epochs("001 tau sweep", epochs, num_train_images, main.batch_size,
                              main.lr, max_iters=cfg.max_iters,
-                             milestones=tuple(m for m in main.milestones if m < epochs))
+                             milestones=tuple(m for m in main.milestones if m < epochs),
+                             **_augment(cfg))
 
 
 def train_variant(cfg: BCLossConfig, dataset: ReIDDataset, variant: str, *, runs: int = 1,
@@ -175,7 +189,7 @@ def train_variant(cfg: BCLossConfig, dataset: ReIDDataset, variant: str, *, runs
     for r in range(int(runs)):
         cfg_r = dataclasses.replace(cfg, seed=int(cfg.seed) + r)
         losses = losses_for(variant, dataset.num_train_pids, feat_dim, tau=tau, lam=cfg.lam,
-                            center_lr=cfg.center_lr)
+                            center_lr=cfg.center_lr, reduction=cfg.loss_reduction)
         out.append(train_and_evaluate(
             cfg_r, dataset, name=f"{label}-seed{cfg_r.seed}", model=MODEL, losses=losses,
             stage=stage, model_kw={"dropout": float(cfg.dropout)}, verbose=verbose))
@@ -232,4 +246,26 @@ def run_deviations(cfg: BCLossConfig, *, stage: Stage | None = None,
                        f"(paper {paper['max_iters']} iterations, x0.1 every "
                        f"{paper['lr_step_iters']})")
     out += [n for n in (getattr(dataset, "notes", ()) or ()) if "subset" in n]
+    return out
+
+
+def describe_recipe(cfg: BCLossConfig, num_train_images: int | None = None) -> list[str]:
+    """The recipe this config trains, printable lines: the train loader's augmentation (read
+    off :func:`main_stage`'s ``flip_p`` / ``pad``, what the loader is built from; no random
+    erasing: :func:`train_variant` passes none), the reduction of L_b and L_c, and with
+    ``num_train_images`` the stage. A value that differs from 001's (recipes.md §2.5: mirror
+    only; Eqs. 3-4 sums) ends in ``[paper: ...]``.
+    """
+    paper = BCLossConfig.paper_defaults()
+    n = int(num_train_images) if num_train_images else int(cfg.batch_size)
+    have = main_stage(cfg, n).augmentation()
+    want = main_stage(dataclasses.replace(cfg, flip_p=paper["flip_p"], pad=paper["pad"]),
+                      n).augmentation()
+    aug = [a if a == b else f"{a} [paper: {b}]" for a, b in zip(have, want)] + ["no random erasing"]
+    red = (f"L_b and L_c: {cfg.loss_reduction} over the batch"
+           + (" (001 Eqs. 3-4 as printed)" if cfg.loss_reduction == "sum" else
+              f" [paper: {paper['loss_reduction']}, Eqs. 3-4]"))
+    out = ["augmentation (train loader): " + "; ".join(aug), red]
+    if num_train_images:
+        out.append(main_stage(cfg, int(num_train_images)).describe(int(num_train_images)))
     return out
