@@ -189,3 +189,15 @@ def test_unreadable_per_query_file_is_named(tmp_path):
     with pytest.raises(ValueError, match="q-bad.npz"):
         I.load_query_file(bad)
     assert I.load_query_file(tmp_path / "missing.npz") is None and I.load_query_file("") is None
+
+
+def test_index_verdict_counts(tmp_path):
+    from reidnb.core.report import _verdict_line
+
+    _, _, path = _write(tmp_path, shift=-0.1, seeds=1)
+    res = R._read_one(path)
+    assert _verdict_line(res) == "0 reproduced, 1 contradicted, 1 inconclusive of 2"
+    old = res.assign(eval_file="")
+    assert _verdict_line(old) == ("0 reproduced, 0 contradicted, 2 inconclusive (2 without "
+                                  "per-query data) of 2")
+    assert _verdict_line(res.iloc[:1]) == ""

@@ -175,7 +175,8 @@ def test_failing_run_stops_and_still_renders(nbdir, tmp_path, capsys):
     assert "boom from 02" in rows["02_fails"]
     # headline numbers of 01 from its fresh results CSV (rank1 = 55 + alpha)
     assert "synthetic" in rows["01_first"] and "smoke" in rows["01_first"]
-    assert "rank1 60.00, mAP 29.50 (synthetic)" in rows["01_first"]
+    assert "rank1 60.00, mAP 29.50 (ran: " in rows["01_first"]     # what ran, beside the row
+    assert "synthetic data, 1 seed)" in rows["01_first"]
     cfg = json.loads((out / "results" / "01_first.config.json").read_text())
     assert cfg["output_dir"] == str(out)
 

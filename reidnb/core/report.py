@@ -16,7 +16,11 @@
    ``HTMLExporter`` and the ``lab`` template (input cells kept and collapsible; prompts kept
    so that papermill's "exception at In [N]" banner can be found; ``--no-prompt`` drops them).
 5. Writes ``<output>/index.html``: every notebook with status (ok / failed / not run), wall
-   time, profile, dataset and a few headline numbers from ``<output>/results/<nb>.csv``.
+   time, profile, dataset, a few headline numbers from ``<output>/results/<nb>.csv`` (each
+   beside the paper row it stands in for, with what ran: backbone, image size, data kind,
+   seeds) and the verdict counts of its published ablation directions
+   (:func:`reidnb.core.compare.verdict_counts`: reproduced / contradicted / inconclusive,
+   from the 95 % bootstrap intervals of :mod:`reidnb.core.intervals`).
 
 A failing notebook stops the run: the remaining ones are "not run", the HTML of what ran
 and the index are still written, and the exit status is 1 with the notebook and cell named
@@ -283,8 +287,25 @@ def _fresh(path: Path, since: float | None) -> bool:
     return since is not None and path.exists() and path.stat().st_mtime >= since - 1.0
 
 
-def _notebook_facts(run: NotebookRun, output_dir: Path) -> tuple[str, str, list[str]]:
-    """(profile, dataset, headline lines) of a run, from its saved config and results."""
+def _verdict_line(results: Any) -> str:
+    """``"2 reproduced, 1 contradicted, 3 inconclusive (1 without per-query data) of 6"``
+    for one notebook's results frame, or ``""`` when it has no published ablation pair."""
+    from .compare import ablation_directions, compare_all, verdict_counts
+
+    d = ablation_directions(compare_all(results))
+    d = d[d["published_direction"] != "equal"]
+    if d.empty:
+        return ""
+    n = verdict_counts(d)
+    nodata = n["no per-query data"]
+    return (f"{n['reproduced']} reproduced, {n['contradicted']} contradicted, "
+            f"{n['inconclusive'] + nodata} inconclusive"
+            + (f" ({nodata} without per-query data)" if nodata else "") + f" of {len(d)}")
+
+
+def _notebook_facts(run: NotebookRun, output_dir: Path) -> tuple[str, str, list[str], str]:
+    """(profile, dataset, headline lines, verdict counts) of a run, from its saved config
+    and results."""
     from .results import _read_one, headline
 
     profile = str(run.parameters.get("profile", ""))
@@ -297,25 +318,29 @@ def _notebook_facts(run: NotebookRun, output_dir: Path) -> tuple[str, str, list[
         except (OSError, ValueError) as e:
             dataset = f"(unreadable {cfg_path.name}: {e})"
     lines: list[str] = []
+    verdicts = ""
     csv = output_dir / "results" / f"{run.name}.csv"
     if _fresh(csv, run.started):
         try:
-            lines = headline(_read_one(csv))
+            res = _read_one(csv)
+            lines = headline(res)
+            verdicts = _verdict_line(res)
         except ValueError as e:
             lines = [f"unreadable results: {e}"]
     elif csv.exists():
         lines = [f"(results/{csv.name} is from an earlier run: not shown)"]
-    return profile, dataset or "(profile default)", lines
+    return profile, dataset or "(profile default)", lines, verdicts
 
 
 def write_index(runs: Sequence[NotebookRun], output_dir: Path, *, command: str = "") -> Path:
     """Write ``<output_dir>/index.html``: one row per notebook (status, wall time, profile,
-    dataset, headline numbers, links to its HTML and executed notebook). Atomic."""
+    dataset, headline numbers, verdict counts of the published ablation directions, links to
+    its HTML and executed notebook). Atomic."""
     colours = {"ok": "#2e7d32", "failed": "#c62828", "not run": "#757575"}
     rows = []
     for r in runs:
-        profile, dataset, lines = _notebook_facts(r, output_dir) if r.status != "not run" \
-            else ("", "", [])
+        profile, dataset, lines, verdicts = _notebook_facts(r, output_dir) \
+            if r.status != "not run" else ("", "", [], "")
         name = html.escape(r.name)
         if r.html is not None:
             name = f'<a href="html/{html.escape(r.html.name)}">{name}</a>'
@@ -330,7 +355,7 @@ def write_index(runs: Sequence[NotebookRun], output_dir: Path, *, command: str =
             f"<b>{html.escape(r.status)}</b></td>"
             f"<td>{'' if r.seconds is None else f'{r.seconds:.1f} s'}</td>"
             f"<td>{html.escape(profile)}</td><td>{html.escape(dataset)}</td>"
-            f"<td>{heads}</td><td>{links}</td></tr>")
+            f"<td>{heads}</td><td>{html.escape(verdicts)}</td><td>{links}</td></tr>")
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reidnb report</title>
@@ -343,11 +368,14 @@ th {{ background: #f0f0f0; }}
 </style></head><body>
 <h1>reidnb report</h1>
 <p>Generated {html.escape(stamp)}{' by <code>' + html.escape(command) + '</code>' if command else ''}.
-Numbers measured on the synthetic set are marked "(synthetic)": they are not comparable with
-the published ones (see 05_summary).</p>
+Each headline number stands beside the paper row it reproduces and says what ran (backbone,
+image size, data, seeds); numbers on synthetic data are not comparable with the published
+ones (see 05_summary). Verdicts: a published direction (paper: A better than B) is
+reproduced or contradicted when the 95% bootstrap interval of the measured difference
+excludes 0 on that side or the other, else inconclusive.</p>
 <table>
 <tr><th>notebook</th><th>status</th><th>wall time</th><th>profile</th><th>dataset</th>
-<th>headline numbers (percent)</th><th>executed</th></tr>
+<th>headline numbers (percent)</th><th>ablation verdicts</th><th>executed</th></tr>
 {chr(10).join(rows)}
 </table></body></html>
 """
