@@ -252,10 +252,14 @@ def test_auto_trains_parser_for_unlabelled_images(tiny_market, tmp_path):
         assert (parts.shape[1], parts.shape[0]) == size            # 100 x 40 one included
         assert parts.max() <= 7
         np.testing.assert_array_equal(mask, np.where(parts > 0, 255, 0))
-    # The checkpoint holds tensors and plain data only and rebuilds the model.
-    ckpt = torch.load(cache / "parser.pt", weights_only=True)
+    # The shared parser (keyed by the label set) holds tensors and plain data only.
+    ppath = Path(info["parser"]["path"])
+    assert ppath.parent.parent == tmp_path / "parsers" and ppath.parent.name.startswith("market1501-")
+    assert info["parser"]["trained_on"] == "market1501"
+    assert "market1501 query: parser (trained on market1501 labels) 2" in info["chain"]["query"]
+    ckpt = torch.load(ppath, weights_only=True)
     assert ckpt["arch"] == "tiny" and ckpt["image_size"] == [128, 64]
-    model, pinfo = M.load_parser(cache / "parser.pt")
+    model, pinfo = M.load_parser(ppath)
     assert pinfo["parser_id"] == info["parser"]["parser_id"]
     assert model(torch.zeros(1, 3, 128, 64)).shape == (1, 8, 128, 64)
     # Second run: parser reused, predictions read back from the cache.
@@ -365,10 +369,11 @@ def test_synthetic_parser_source(synthetic_root, tmp_path):
     ds = load_dataset("synthetic", synthetic_root, verbose=False)
     out, info = M.attach_masks(ds, source="parser", splits=("query",),
                                cache_root=tmp_path, parser_max_iters=2,
+                               parser_root=tmp_path / "parsers",
                                parser_batch_size=8, batch_size=64, device="cpu",
                                num_threads=1, verbose=False)
     assert info["splits"]["query"] == {"parser": len(ds.query), "written": len(ds.query)}
-    assert (tmp_path / "parser.pt").is_file()
+    assert Path(info["parser"]["path"]).is_file() and info["parser"]["trained_on"] == "synthetic"
     assert all(Path(r.parts).is_file() and "parser" in r.parts for r in out.query)
     assert out.train == ds.train                           # split not asked for: unchanged
 
@@ -424,17 +429,32 @@ def _small_viper(root: Path) -> None:
             Image.fromarray(np.roll(_person()[0], i, axis=1)).resize((48, 128)).save(p)
 
 
-def test_small_set_masks_need_a_parser_source(tmp_path):
+def _no_torchvision(monkeypatch):
+    def no_weights(name="x"):
+        raise urllib.error.URLError("no network (test)")
+
+    monkeypatch.setattr(FCN, "_load_fcn", no_weights)
+    monkeypatch.setattr(M.pose, "_load_keypoint_model", no_weights)
+
+
+def test_small_set_masks_without_any_source_name_every_way(tmp_path, monkeypatch, capsys):
+    from reidnb.core import config
     from reidnb.data.datasets import load_small_set
 
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "project")
+    _no_torchvision(monkeypatch)
     _small_viper(tmp_path / "small")
     sets = {"viper": load_small_set("viper", tmp_path / "small")}
-    with pytest.raises(FileNotFoundError, match="parser") as e:
-        M.attach_small_set_masks(sets, None)
-    msg = str(e.value)
-    assert "parser_checkpoint=" in msg and "parser_source=" in msg and "fcn" in msg
-    with pytest.raises(FileNotFoundError, match="nope.pt does not exist"):
-        M.attach_small_set_masks(sets, tmp_path / "nope.pt")
+    for ckpt in (None, tmp_path / "nope.pt"):       # a missing checkpoint is not required
+        with pytest.raises(FileNotFoundError) as e:
+            M.attach_small_set_masks(sets, ckpt)
+        msg = str(e.value)
+        assert isinstance(e.value, RuntimeError) and isinstance(e.value, M.NoMaskSourceError)
+        assert "no source for 4 images of viper split 'train'" in msg
+        assert "_parsing_pgt" in msg and "market1501" in msg and "parser_source=" in msg
+        assert "fcn_resnet101_coco" in msg and "keypointrcnn_resnet50_fpn_coco" in msg
+        assert str(torch.hub.get_dir()) in msg
+    assert "nope.pt does not exist" in capsys.readouterr().out
 
 
 def test_small_set_masks_train_a_parser_from_labels(tiny_market, tmp_path, monkeypatch):
@@ -446,20 +466,25 @@ def test_small_set_masks_train_a_parser_from_labels(tiny_market, tmp_path, monke
     monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "project")   # small-set cache
     _small_viper(tmp_path / "small")
     sets = {"viper": load_small_set("viper", tmp_path / "small")}
-    ckpt = tmp_path / "market_cache" / "parser.pt"
+    ckpt = tmp_path / "market_cache" / "parser.pt"      # not there: not required
+    opts = dict(max_iters=2, batch_size=4, max_images=None)
     with _torch_threads(1):
         out = M.attach_small_set_masks(
             sets, ckpt, parser_source=_load(tiny_market), device="cpu", verbose=False,
-            parser_options=dict(max_iters=2, batch_size=4, max_images=None))
-    assert ckpt.is_file()
+            parser_options=opts)
+    shared = list((tmp_path / "project/data/cache/masks/parsers").glob("market1501-*/parser.pt"))
+    assert len(shared) == 1 and not ckpt.exists()
     v = out["viper"]
     for r in v.train + v.query + v.gallery:
         assert r.parts.startswith(str(tmp_path / "project")) and "parser" in r.parts
         parts = _png(r.parts)
         assert parts.shape == (128, 48) and parts.max() <= 7
-    # the checkpoint now exists: a second call uses it without a source
-    again = M.attach_small_set_masks(sets, ckpt, device="cpu", verbose=False)
+    # a second call reuses the shared parser (no retraining) and the cached maps
+    mtime = shared[0].stat().st_mtime_ns
+    again = M.attach_small_set_masks(sets, parser_source=_load(tiny_market), device="cpu",
+                                     verbose=False, parser_options=opts)
     assert [r.parts for r in again["viper"].query] == [r.parts for r in v.query]
+    assert shared[0].stat().st_mtime_ns == mtime
 
 
 def test_obtain_parser_without_labels_fails_clearly(tiny_market, tmp_path):

@@ -111,6 +111,28 @@ class _Store:
                 return False
         return True
 
+    def cached_parts(self, img_path: str) -> bool:
+        """True when the image's part map is in the store and usable (a mask-only entry of
+        the ``torchvision`` source has none).
+
+        Raises:
+            ValueError: the cached part map is bad and :attr:`repair` is False.
+        """
+        if not self.trusted:
+            return False
+        p = self.paths(img_path)[1]
+        if p.name not in self._have(p.parent):
+            return False
+        problem = check_cached_png(p, "parts", img_path)
+        if problem:
+            if not self.repair:
+                raise ValueError(f"{problem}. It is a cache file: delete it (or pass "
+                                 "repair=True) and it is recomputed")
+            self.repaired.append(problem)
+            self._have(p.parent).discard(p.name)
+            return False
+        return True
+
     def write(self, img_path: str, mask: np.ndarray, parts: np.ndarray | None) -> None:
         """Write mask uint8 [H, W] {0, 255} and part map uint8 [H, W] 0..7 (or None)."""
         m, p = self.paths(img_path)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..parts.pose import COCO_KEYPOINTS
 from .scene import (CAMERAS, HEIGHT, M_BAG, M_BG, M_BOTTOM, M_DARK, M_HAIR, M_HAT, M_LOGO,
                     M_OCC, M_SHOE, M_SKIN, M_STRAP, M_TOP, NUM_CAMS, WIDTH, _BOTTOMS, _H2,
                     _KIND_CODE, _N_MAT, _OWN_SCENE, _SPLIT_CODE, _SS, _TOPS, _VIEWS, _W2, _XX,
@@ -67,11 +68,14 @@ class _Canvas:
 
 
 def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: float,
-                 phase: float) -> None:
+                 phase: float, joints: dict | None = None) -> None:
     """Draw one pedestrian into ``cv``: ``cx`` centre x, ``top`` head top y, ``u`` body
-    height (all canvas pixels), ``phase`` walking phase in radians."""
+    height (all canvas pixels), ``phase`` walking phase in radians. ``joints``, when a
+    dict, receives the joint positions the drawing uses (COCO keypoint name -> canvas
+    (x, y); :func:`render_job`); recording them draws nothing and draws no random number."""
     side = view in ("left", "right")
     d = 1.0 if view != "left" else -1.0          # facing direction for side views (+x)
+    rec = joints if joints is not None else {}    # written only; never read while drawing
 
     def X(x: float) -> float:                     # mirror about cx for left-facing views
         return cx + d * (x - cx)
@@ -95,10 +99,12 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
     # which side of the person faces the camera in a side view: facing right -> left side
     near_side = ("left" if d > 0 else "right") if side else None
 
-    def leg(hx, ax, lift, shade, near=True):
+    def leg(hx, ax, lift, shade, near=True, who="left"):
         ay = ank_y - lift
         kx = (hx + ax) / 2 + (0.02 * u * d if side else 0.0)
         ky = (hip_y + ay) / 2 + 0.01 * u
+        rec.update({f"{who}_hip": (hx, hip_y), f"{who}_knee": (kx, ky),
+                    f"{who}_ankle": (ax, ay)})
         r1, r2 = 0.075 * u * b, 0.060 * u * b
         below = idt["bottom_type"]
         cv.capsule((hx, hip_y), (kx, ky), r1, 5,
@@ -112,7 +118,7 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
         cv.ellipse(fx, ay + 0.025 * u, (0.055 if side else 0.038) * u, 0.024 * u, 7,
                    M_SHOE, shade=shade)
 
-    def arm(shx, swing, shade, outward):
+    def arm(shx, swing, shade, outward, who="left"):
         shy = sh_y + 0.035 * u
         if side:
             ex, ey = shx - swing * 0.05 * u, top + 0.335 * u
@@ -121,6 +127,8 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
             ex, ey = shx + outward * 0.012 * u, top + 0.335 * u
             wx, wy = shx + outward * 0.006 * u, top + 0.49 * u - abs(swing) * 0.035 * u
         ex, wx = X(ex), X(wx)
+        rec.update({f"{who}_shoulder": (shx, shy), f"{who}_elbow": (ex, ey),
+                    f"{who}_wrist": (wx, wy)})
         cv.capsule((shx, shy), (ex, ey), 0.052 * u * b, 2, M_TOP, shade=shade)
         cv.capsule((ex, ey), (wx, wy), 0.042 * u * b, 3, sleeve_mat, shade=shade)
         cv.ellipse(wx, wy + 0.02 * u, 0.026 * u, 0.03 * u, 3, M_SKIN, shade=shade)
@@ -148,6 +156,19 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
 
     def head():
         st = idt["hair_style"]
+        if view == "back":                         # image-left is the person's left
+            rec.update(left_ear=(cx - 0.9 * hrx, hcy + 0.2 * hr),
+                       right_ear=(cx + 0.9 * hrx, hcy + 0.2 * hr))
+        elif side:                                 # near ear and eye, nose at the profile
+            rec.update({f"{near_side}_ear": (X(cx - 0.1 * hrx), hcy + 0.2 * hr),
+                        f"{near_side}_eye": (X(cx + 0.55 * hrx), hcy + 0.05 * hr),
+                        "nose": (X(cx + 0.95 * hrx), hcy + 0.3 * hr)})
+        else:                                      # front: image-left is the person's right
+            rec.update(right_eye=(cx - 0.35 * hrx, hcy + 0.1 * hr),
+                       left_eye=(cx + 0.35 * hrx, hcy + 0.1 * hr),
+                       nose=(cx, hcy + 0.35 * hr),
+                       right_ear=(cx - 0.9 * hrx, hcy + 0.2 * hr),
+                       left_ear=(cx + 0.9 * hrx, hcy + 0.2 * hr))
         cv.rect(cx - 0.35 * hrx, hcy + 0.5 * hr, cx + 0.35 * hrx, sh_y + 0.01 * u, 1, M_SKIN)
         if view == "back":
             cv.ellipse(cx, hcy, hrx, hr, 1, M_SKIN if st == "bald" else M_HAIR)
@@ -202,8 +223,9 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
         far_shade = 0.72
         if bag == "shoulder" and bag_side != near_side:
             shoulder_bag_body(X(cx - 0.02 * u))
-        arm(X(cx), s, far_shade, 0)
-        leg(X(cx), X(cx - legx), max(0.0, s) * 0.03 * u, far_shade)
+        far_side = "right" if near_side == "left" else "left"
+        arm(X(cx), s, far_shade, 0, who=far_side)
+        leg(X(cx), X(cx - legx), max(0.0, s) * 0.03 * u, far_shade, who=far_side)
         if bag == "backpack":
             cv.poly([(X(cx - sw - 0.06 * u * idt["bag_size"]), sh_y + 0.02 * u),
                      (X(cx - sw + 0.01 * u), sh_y + 0.01 * u),
@@ -212,7 +234,7 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
                     0, M_BAG, acc=1)
         hair_back(True)
         torso()
-        leg(X(cx), X(cx + legx), max(0.0, -s) * 0.03 * u, 1.0)
+        leg(X(cx), X(cx + legx), max(0.0, -s) * 0.03 * u, 1.0, who=near_side)
         head()
         if bag == "backpack":                      # strap over the near shoulder
             cv.line((X(cx - 0.02 * u), sh_y), (X(cx - 0.03 * u), sh_y + 0.17 * u),
@@ -221,16 +243,20 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
             cv.line((X(cx), sh_y), (X(cx + 0.01 * u), hip_y - 0.02 * u), 0.014 * u, 0,
                     M_STRAP, acc=1)
             shoulder_bag_body(X(cx + 0.01 * u))
-        wx, wy = arm(X(cx), -s, 1.0, 0)
+        wx, wy = arm(X(cx), -s, 1.0, 0, who=near_side)
         if bag == "handbag" and bag_side == near_side:
             handbag(wx, wy)
         return
 
     # front / back views: image-left is the person's right in a front view
     legx = 0.5 * hw
+
+    def who(e):                                    # image side e -> the person's side
+        return ("right" if e < 0 else "left") if view == "front" else \
+            ("left" if e < 0 else "right")
     for e in (-1, 1):
         leg(cx + e * legx, cx + e * (legx + 0.012 * u),
-            max(0.0, e * s) * 0.03 * u, 1.0)
+            max(0.0, e * s) * 0.03 * u, 1.0, who=who(e))
     hair_back(view == "front")
     torso()
     # the bag side in image coordinates
@@ -267,7 +293,7 @@ def _draw_person(cv: _Canvas, idt: dict, view: str, cx: float, top: float, u: fl
                     4, M_LOGO)
     wrists = {}
     for e in (-1, 1):
-        wrists[e] = arm(cx + e * (sw - 0.004 * u), s * e, 1.0, e)
+        wrists[e] = arm(cx + e * (sw - 0.004 * u), s * e, 1.0, e, who=who(e))
     if bag == "shoulder":
         shoulder_bag_body(cx + bag_e * (hw + 0.045 * u))
     if bag == "handbag":
@@ -398,8 +424,13 @@ class _Job:
     crop: str                 # "detector" | "hand" | "junk"
 
 
-def render_job(job: _Job, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def render_job(job: _Job, seed: int, joints: dict | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Render one planned image.
+
+    ``joints``: pass a dict to receive the drawn person's joints (COCO keypoint name ->
+    canvas (x, y); :func:`render_keypoints` turns them into COCO-17 keypoints); the image
+    is the same with or without it.
 
     Returns ``(rgb, parts, mask, accessory)``: ``rgb`` uint8 [128, 64, 3] (before JPEG),
     ``parts`` uint8 [128, 64] in 0..7, ``mask`` uint8 [128, 64] in {0, 255} with
@@ -443,7 +474,7 @@ def render_job(job: _Job, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     cx = _W2 / 2 + dx
     phase = rng.uniform(0, 2 * np.pi)
     if draw_person:
-        _draw_person(cv, idt, view, cx, top, u, phase)
+        _draw_person(cv, idt, view, cx, top, u, phase, joints)
     occ_col = np.zeros(3)
     if job.crop != "junk" and rng.random() < cam["occl"]:
         occ_col = _occluder(cv, rng)
@@ -497,3 +528,27 @@ def render_job(job: _Job, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     out = np.asarray(pil, np.float32) + rng.normal(0, cam["noise"], (HEIGHT, WIDTH, 3))
     rgb = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return rgb, parts.astype(np.uint8), mask, acc
+
+
+def render_keypoints(job: _Job, seed: int
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Render one planned image and return the joints its person was drawn with.
+
+    Same pixels as :func:`render_job` (the joints are recorded, not drawn). Keypoints are
+    the drawing's own joint positions mapped to output pixels: canvas x -> (x - 1) / 2
+    (an output pixel is the canvas pixel at its centre, ``_SS = 2``), so column j /
+    row i is x = j / y = i. Score 1 for a drawn joint, 0 for one the view does not show
+    (nose and eyes from the back, the far eye and ear from the side) or no person.
+
+    Returns:
+        ``(rgb, parts, mask, keypoints)``: as :func:`render_job`, plus float32 [17, 3]
+        (x, y, score) in :data:`COCO_KEYPOINTS` order, pixels.
+    """
+    joints: dict = {}
+    rgb, parts, mask, _ = render_job(job, seed, joints)
+    kps = np.zeros((len(COCO_KEYPOINTS), 3), np.float32)
+    for i, name in enumerate(COCO_KEYPOINTS):
+        if name in joints:
+            x, y = joints[name]
+            kps[i] = ((x - _SS // 2) / _SS, (y - _SS // 2) / _SS, 1.0)
+    return rgb, parts, mask, kps
