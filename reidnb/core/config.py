@@ -191,6 +191,10 @@ class RunConfig:
             merged["pretrained"] = "auto"   # a dry run also runs offline: weights if available
         merged["profile"] = profile
         merged["device"] = str(resolve_device(merged.get("device", "auto")))
+        # DataLoader workers beyond the CPUs this process may use only cost start-up time and
+        # memory (torch warns); run-time field, so never a deviation from the paper.
+        merged["workers"] = min(int(merged.get("workers", cls.paper_defaults().get("workers", 0))),
+                                _usable_cpus())
         out = merged.get("output_dir") or PROJECT_ROOT / "outputs"
         merged["output_dir"] = str(Path(out).expanduser().resolve())
         if merged.get("data_root") in ("",):
@@ -325,6 +329,14 @@ class RunConfig:
         for k, v in self.options.items():
             lines.append(f"  {k:16s} = {v!r}")
         return "\n".join(lines)
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:   # macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 _COMMON_FIELDS = ("profile", "dataset", "data_root", "device", "seed", "output_dir")
