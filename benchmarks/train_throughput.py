@@ -25,6 +25,13 @@ Usage::
 
     python benchmarks/train_throughput.py                   # CPU here: 2 threads
     python benchmarks/train_throughput.py --rounds 10 --chunk 20 --batch-size 64  # GPU box
+
+Reference mode (``--reference``): this machine's reference speed, img/s of a plain
+torchvision ResNet-18 training step at 64x32, batch 64, warm-up excluded
+(:func:`reidnb.core.bench.reference_speed`, timed for ``--seconds``); a portable unit for
+run-time budgets::
+
+    python benchmarks/train_throughput.py --reference --seconds 20
 """
 from __future__ import annotations
 
@@ -45,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reidnb.core.engine import Trainer  # noqa: E402
 from reidnb.losses import Term, cross_entropy  # noqa: E402
 from reidnb.core.utils import resolve_device  # noqa: E402
+from reidnb.core.bench import REFERENCE_SETUP, reference_speed  # noqa: E402
 
 
 class ResNet18Classifier(nn.Module):
@@ -198,9 +206,20 @@ def main(argv=None) -> None:
     ap.add_argument("--num-classes", type=int, default=8)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--reference", action="store_true",
+                    help="print this machine's reference speed (ResNet-18 64x32 batch 64 img/s)")
+    ap.add_argument("--seconds", type=float, default=10.0, help="reference mode: timed seconds")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.reference:
+        speed = reference_speed(args.seconds, device=args.device)
+        device = resolve_device(args.device)
+        where = (torch.cuda.get_device_name(device) if device.type == "cuda" else
+                 f"CPU {cpu_name()}, {torch.get_num_threads()} torch threads, load average "
+                 f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared CPU moves it)")
+        print(f"reference speed: {speed:.1f} img/s ({REFERENCE_SETUP}; {where})")
+        return
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     amp_dtype = None
