@@ -1,6 +1,7 @@
 """Shared pytest fixtures: the real Market-1501 location and CPU thread limits."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MARKET_ROOT = ROOT.parent / "shared" / "data" / "market1501"
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+# No test downloads anything: torchvision weights come from the hub cache or not at all
+# (reidnb.models.backbones.OFFLINE_ENV); notebook kernels started by tests inherit it.
+os.environ["REIDNB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

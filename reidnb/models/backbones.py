@@ -17,6 +17,8 @@ change no parameter shapes).
 """
 from __future__ import annotations
 
+import os
+
 import warnings
 from collections import OrderedDict
 from typing import Literal
@@ -36,6 +38,16 @@ RESNET_SPECS = {
 }
 
 
+#: Environment variable: set to 1 and no torchvision weights are downloaded (only the torch
+#: hub cache is read); the test suite sets it, so no test downloads anything.
+OFFLINE_ENV = "REIDNB_OFFLINE"
+
+
+def offline() -> bool:
+    """True when :data:`OFFLINE_ENV` is set to a true value (1, true, yes)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
 #: weights -> the error of the failed load, for ``pretrained="auto"``: tried once per
 #: process (a notebook builds a dozen models; each retry costs a DNS timeout and a warning).
 _FAILED_LOADS: dict[str, str] = {}
@@ -50,6 +62,9 @@ def _load_imagenet_state(weights: tvm.WeightsEnum) -> dict[str, torch.Tensor]:
     """
     cache = f"{torch.hub.get_dir()}/checkpoints"
     try:
+        if offline() and not os.path.isfile(os.path.join(cache, os.path.basename(weights.url))):
+            raise FileNotFoundError(f"{OFFLINE_ENV}=1: not downloading, and the file is not "
+                                    "in the cache")
         return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as err:  # URLError, hash mismatch, corrupt file, ...
         raise RuntimeError(
