@@ -21,6 +21,7 @@ import torch
 from reidnb.core.compare import compare
 from reidnb.core.results import is_published
 from reidnb.core.runs import Run
+from reidnb.core.stages import lr_factor
 from reidnb.data.datasets import Record, ReIDDataset
 from reidnb.evaluation import RankResult
 from reidnb.evaluation.retrieval import pair_distances
@@ -96,14 +97,38 @@ def test_stage_schedule_paper_and_smoke():
     assert (s1.iters, s1.lr) == (55000, 0.1)
     assert s2.iter_cap == 20000 and s2.batch_size == 64       # ends inside epoch 100
     assert (s1.sampler, s2.sampler, s2.num_pos) == ("random", "anchor", 10)
-    assert s1.milestones == s2.milestones == () and s1.warmup_epochs == 0   # constant lr
+    assert s1.milestones == s2.milestones == () and s1.warmup_epochs == 0
+    # DGD's Caffe solver: poly, power 0.5, in both stages (to 0 at the stage's last step)
+    assert (s1.lr_policy, s1.lr_power, s2.lr_policy, s2.lr_power) == ("poly", 0.5, "poly", 0.5)
+    kw = s1.scheduler_kw()
+    assert (kw["policy"], kw["max_iters"]) == ("poly", 55000)
+    assert 0.1 * lr_factor(41250, **kw) == pytest.approx(0.05)   # (1 - 41250/55000)^0.5 = .5
+    assert (s1.flip_p, s1.pad, s2.pad) == (0.5, 8, 8)       # DGD mirror + 144x56 crop range
     smoke = mr.Config.make("smoke", device="cpu")
     s = mr.stage2(smoke, 84)
     assert (s.iters, s.epochs) == (4, 1)
+    for profile in ("smoke", "quick"):             # constant lr and pad 10: as measured
+        q = mr.stage1(mr.Config.make(profile, device="cpu"), 12936)
+        assert (q.lr_policy, q.pad) == ("step", 10) and q.milestones == ()
+        assert "lr_policy" not in q.key() and "pad" not in q.key()   # run keys unchanged
+    with pytest.raises(ValueError, match="lr_policy"):
+        mr.stage1(dataclasses.replace(cfg, lr_policy="cosine"), 12936)
     with pytest.raises(ValueError, match="no batch"):
         mr.stage1(cfg, 10)
     with pytest.raises(ValueError, match="iters must be"):
         mr.stage1(dataclasses.replace(cfg, stage1_iters=0), 1000)
+
+
+def test_describe_recipe_paper_and_quick():
+    paper = mr.describe_recipe(mr.Config.make("paper", device="cpu"), 12936)
+    assert paper[0] == ("augmentation (train loader): horizontal flip p=0.5; zero-pad 8 px + "
+                        "random crop back to the input size; no random erasing")
+    assert paper[1] == "lr policy (both stages): Caffe poly, power 0.5"
+    assert "poly lr (power 0.5) to 0 at iteration 55000" in paper[2]
+    quick = mr.describe_recipe(mr.Config.make("quick", device="cpu"))
+    assert "zero-pad 10 px" in quick[0] and "[paper: zero-pad 8 px" in quick[0]
+    assert quick[1] == "lr policy (both stages): constant [paper: poly, power 0.5 (DGD solver)]"
+    assert len(quick) == 2
 
 
 def test_grid_cells():
@@ -336,6 +361,9 @@ def test_config_profiles_equal_the_old_ones(profile):
     d = mr.Config.make(profile, device="cpu", output_dir="/tmp/o").to_dict()
     assert d["dataset"] == OLD_TOP[profile] and d["notebook"] == "02_maskreid"
     for key, want in OLD_OPTIONS[profile].items():
+        if key == "workers":                       # clamped to the usable CPUs (RunConfig)
+            assert d["options"][key] <= want
+            continue
         assert d["options"][key] == want, key
     # the losses / versions never set by a profile default to all of them
     assert d["options"]["versions"] == ("maskreid_icme", "maskreid")

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from . import model  # noqa: F401  (registers the "maskreid" network)
 from .config import LOSSES, MaskReIDConfig
-from .experiments import (VARIANTS, Plan, Variant, evaluate_run, grid_cells, load_target,
-                          make_plan, model_kw, pretrained_status, stage1, stage2,
+from .experiments import (VARIANTS, Plan, Variant, describe_recipe, evaluate_run, grid_cells,
+                          load_target, make_plan, model_kw, pretrained_status, stage1, stage2,
                           train_stage1, train_stage2, transfer_init)
 from .model import MaskReID
 from .recipe import ARCHS, VERSIONS, PaperVersion, loss_terms, mask_input, ranking_name
@@ -49,7 +49,7 @@ Config = MaskReIDConfig
 __all__ = [
     "Config", "MaskReIDConfig", "MaskReID", "VARIANTS", "Variant", "PUBLISHED", "SMALL_SCALE",
     "TABLE1_NAMES", "LOSSES", "VERSIONS", "ARCHS", "PaperVersion", "loss_terms", "mask_input",
-    "ranking_name", "stage1", "stage2", "model_kw", "pretrained_status", "train_stage1",
+    "ranking_name", "stage1", "stage2", "describe_recipe", "model_kw", "pretrained_status", "train_stage1",
     "train_stage2", "transfer_init", "evaluate_run", "grid_cells", "Plan", "make_plan",
     "load_target", "run_small_scale", "small_scale_runs", "published_for", "ranking_cells",
     "results_rows", "small_scale_rows", "loss_table", "grid_table", "ablation_table",

@@ -39,7 +39,18 @@ class MaskReIDConfig(RunConfig):
         num_pos: P of the P/N anchor batches (N = batch_size - num_pos), 000 §3.2.
         stage1_iters, stage2_iters: optimiser steps of stage 1 (softmax) and of each
             stage-2 variant, 000 §3.2.
-        stage1_lr, stage2_lr: constant learning rates of the stages (recipes.md §1.4/§1.7).
+        stage1_lr, stage2_lr: base learning rates of the stages (recipes.md §1.4/§1.7).
+        lr_policy, lr_power: the lr schedule of both stages: ``"poly"``, Caffe's
+            lr = base * (1 - iter / iters) ^ lr_power, as DGD's solver (Xiao et al. 2016,
+            ``models/dgd/jstl_solver.prototxt``: poly, power 0.5; recipes.md §1.7), or
+            ``"constant"``.
+        flip_p, pad: the train loader's mirror probability and pad + random crop (px).
+            DGD's data layer (``jstl_trainval.prototxt``: ``mirror: true``, random
+            ``crop_height: 144 crop_width: 56`` of images resized to 160x64 by
+            ``scripts/make_dbs.sh``): mirror 0.5, and a random 144x56 crop, i.e. up to 16 px
+            of vertical and 8 px of horizontal translation. reidnb resizes to 144x56 and
+            pads symmetrically, so pad 8 gives the same 16-px vertical range (horizontal
+            16 px, twice DGD's).
         triplet_margin: margin of the batch-hard triplet baseline, distance units
             (recipes.md §1.7; the paper gives none).
         losses: stage-2 losses of the loss comparison (000 Table 5 / 003 Table 2).
@@ -66,6 +77,10 @@ class MaskReIDConfig(RunConfig):
     stage2_iters: int = 20000             # 000 §3.2
     stage1_lr: float = 0.1                # 000 §3.2
     stage2_lr: float = 0.01               # recipes.md §1.7 (one tenth of stage 1)
+    lr_policy: str = "poly"               # recipes.md §1.7: DGD solver, Caffe poly
+    lr_power: float = 0.5                 # DGD solver: power 0.5
+    flip_p: float = 0.5                   # DGD data layer: mirror
+    pad: int = 8                          # DGD: random 144x56 crop of 160x64 (see above)
     triplet_margin: float = 0.3           # recipes.md §1.7 (000 §3.4 gives none)
     losses: tuple[str, ...] = LOSSES      # 000 Table 5
     versions: tuple[str, ...] = PAPER_VERSIONS             # 000 / 003 Tables 2-3
@@ -82,13 +97,15 @@ class MaskReIDConfig(RunConfig):
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": dict(height=32, width=16, batch_size=16, num_pos=3, stage1_iters=4,
-                      stage2_iters=4, stage1_lr=0.1, stage2_lr=0.01,
+                      stage2_iters=4, stage1_lr=0.1, stage2_lr=0.01, lr_policy="constant",
+                      pad=10,
                       losses=("softmax", "ranking"), grid_versions=("maskreid_icme",),
                       grid_lambdas=(1.0,), grid_alphas={"maskreid_icme": (0.2,)},
                       ablation=("DGD",), multi_query=True, rerank=True, parser_epochs=1,
                       small_sets=False),
         "quick": dict(height=64, width=32, batch_size=32, num_pos=5, stage1_iters=130,
-                      stage2_iters=60, stage1_lr=0.01, stage2_lr=0.001,
+                      stage2_iters=60, stage1_lr=0.01, stage2_lr=0.001, lr_policy="constant",
+                      pad=10,
                       grid_versions=("maskreid_icme",), grid_lambdas=(0.0, 1.0),
                       grid_alphas={"maskreid_icme": (0.2,)}, ablation=("DGD",),
                       multi_query=False, rerank=True, parser_epochs=2, small_sets=True,
@@ -123,6 +140,10 @@ class MaskReIDConfig(RunConfig):
                            "iterations softmax 13.8/9.0, triplet 13.2/7.0, ranking 7.5/4.8: the "
                            "metric losses fall apart)",
         "losses": "smoke: two losses",
+        "lr_policy": "constant lr, as the quick lr values above were measured (poly, power 0.5, "
+                     "runs those short stages at 2/3 of the mean lr and ends them at 0)",
+        "pad": "pad 10 + random crop, as the quick numbers were measured (DGD's crop range: "
+               "pad 8)",
         "grid_versions": "a reduced lambda x alpha grid (2 cells at quick, 1 at smoke)",
         "grid_lambdas": "a reduced lambda x alpha grid (2 cells at quick, 1 at smoke)",
         "grid_alphas": "a reduced lambda x alpha grid (2 cells at quick, 1 at smoke)",

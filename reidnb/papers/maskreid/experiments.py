@@ -12,10 +12,12 @@ Two-stage schedule (000 §3.2, recipes.md §1.4):
 
 Stage lengths are iterations, as in the paper (55k / 20k): a
 :class:`reidnb.core.stages.Stage` from :meth:`~reidnb.core.stages.Stage.from_iters`; the lr
-is constant within a stage (the papers give no policy). The component ablation (000 Table 4)
-trains each network variant (:data:`~.recipe.ARCHS`) with the stage-1 recipe, as the paper
-does. :func:`make_plan` says which variants run at the config's profile (the real-data
-reduction of the quick profile) and lists every reduction.
+follows DGD's Caffe solver (the papers give no policy; recipes.md §1.7): ``poly`` with power
+0.5 within each stage at the paper profile, constant at quick / smoke (``cfg.lr_policy``).
+The component ablation (000 Table 4) trains each network variant (:data:`~.recipe.ARCHS`)
+with the stage-1 recipe, as the paper does. :func:`make_plan` says which variants run at
+the config's profile (the real-data reduction of the quick profile) and lists every
+reduction.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from .config import LOSSES, PAPER_GRID_ALPHAS, PAPER_GRID_LAMBDAS, MaskReIDConfi
 from .model import MaskReID
 from .recipe import ARCHS, VERSIONS, loss_terms, mask_input, ranking_name
 
-__all__ = ["Variant", "VARIANTS", "stage1", "stage2", "model_kw", "pretrained_status",
+__all__ = ["Variant", "VARIANTS", "stage1", "stage2", "describe_recipe", "model_kw", "pretrained_status",
            "train_stage1", "train_stage2", "transfer_init", "evaluate_run", "grid_cells",
            "Plan", "make_plan", "load_target"]
 
@@ -81,31 +83,72 @@ VARIANTS: dict[str, Variant] = _variants()
 
 
 # =========================================================================== stages
-def stage1(cfg: MaskReIDConfig, num_train_images: int) -> Stage:
-    """Stage 1 (000 §3.2): ``cfg.stage1_iters`` iterations (55k) of random batches of
-    ``cfg.batch_size`` (64), SGD momentum 0.9, weight decay 5e-4, constant ``cfg.stage1_lr``
-    (0.1); capped by ``cfg.max_iters`` (smoke).
+def _schedule(cfg: MaskReIDConfig) -> dict[str, Any]:
+    """Stage fields of both stages: the lr policy (Caffe poly, power ``cfg.lr_power``, or
+    constant) and the train loader's mirror / pad + crop.
 
     Raises:
-        ValueError: no iterations, or fewer training images than one batch.
+        ValueError: ``cfg.lr_policy`` not "poly" / "constant".
+    """
+    if cfg.lr_policy not in ("poly", "constant"):
+        raise ValueError(f"02_maskreid: lr_policy must be 'poly' or 'constant', got {cfg.lr_policy!r}")
+    kw: dict[str, Any] = {"flip_p": float(cfg.flip_p), "pad": int(cfg.pad)}
+    if cfg.lr_policy == "poly":
+        kw.update(lr_policy="poly", lr_power=float(cfg.lr_power))
+    return kw
+
+
+def stage1(cfg: MaskReIDConfig, num_train_images: int) -> Stage:
+    """Stage 1 (000 §3.2): ``cfg.stage1_iters`` iterations (55k) of random batches of
+    ``cfg.batch_size`` (64), SGD momentum 0.9, weight decay 5e-4, lr ``cfg.stage1_lr`` (0.1)
+    under ``cfg.lr_policy`` (paper: Caffe poly, power 0.5, to 0 at the stage's last
+    iteration; recipes.md §1.7); capped by ``cfg.max_iters`` (smoke; poly then ends at the
+    cap). Train loader: mirror ``cfg.flip_p``, pad ``cfg.pad`` + random crop.
+
+    Raises:
+        ValueError: no iterations, fewer training images than one batch, bad lr_policy.
     """
     return Stage.from_iters("stage 1", cfg.stage1_iters, num_train_images, cfg.batch_size,
-                            cfg.stage1_lr, max_iters=cfg.max_iters, sampler="random")
+                            cfg.stage1_lr, max_iters=cfg.max_iters, sampler="random",
+                            **_schedule(cfg))
 
 
 def stage2(cfg: MaskReIDConfig, num_train_images: int) -> Stage:
     """Stage 2 (000 §3.2): ``cfg.stage2_iters`` iterations (20k) of P/N anchor batches (one
     identity with ``cfg.num_pos`` images + ``batch_size - num_pos`` other identities, one
     image each; :class:`reidnb.data.samplers.AnchorRankingSampler`) for every loss, so the
-    loss comparison sees identical batches; constant ``cfg.stage2_lr`` (0.01, recipes.md
-    §1.7); capped by ``cfg.max_iters`` (smoke).
+    loss comparison sees identical batches; lr ``cfg.stage2_lr`` (0.01, recipes.md §1.7)
+    under ``cfg.lr_policy`` (paper: poly as stage 1); capped by ``cfg.max_iters`` (smoke).
 
     Raises:
-        ValueError: no iterations, or fewer training images than one batch.
+        ValueError: no iterations, fewer training images than one batch, bad lr_policy.
     """
     return Stage.from_iters("stage 2", cfg.stage2_iters, num_train_images, cfg.batch_size,
                             cfg.stage2_lr, max_iters=cfg.max_iters, sampler="anchor",
-                            num_pos=int(cfg.num_pos))
+                            num_pos=int(cfg.num_pos), **_schedule(cfg))
+
+
+def describe_recipe(cfg: MaskReIDConfig, num_train_images: int | None = None) -> list[str]:
+    """The recipe this config trains, printable lines: the train loader's augmentation (read
+    off :func:`stage1` / :func:`stage2`'s ``flip_p`` / ``pad``, what the loader is built
+    from; no random erasing), the lr policy, and with ``num_train_images`` both stages. A
+    value that differs from the recipe's (DGD: mirror + random crop, poly power 0.5) ends
+    in ``[paper: ...]``.
+    """
+    paper = MaskReIDConfig.paper_defaults()
+    n = max(int(num_train_images or 0), int(cfg.batch_size))
+    want = dataclasses.replace(cfg, flip_p=paper["flip_p"], pad=paper["pad"])
+    aug = [a if a == b else f"{a} [paper: {b}]"
+           for a, b in zip(stage1(cfg, n).augmentation(), stage1(want, n).augmentation())]
+    lr = (f"lr policy (both stages): Caffe poly, power {cfg.lr_power:g}"
+          if cfg.lr_policy == "poly" else "lr policy (both stages): constant")
+    if (cfg.lr_policy, cfg.lr_power) != (paper["lr_policy"], paper["lr_power"]):
+        lr += f" [paper: {paper['lr_policy']}, power {paper['lr_power']:g} (DGD solver)]"
+    out = ["augmentation (train loader): " + "; ".join(aug + ["no random erasing"]), lr]
+    if num_train_images:
+        out += [s.describe(int(num_train_images)) for s in
+                (stage1(cfg, int(num_train_images)), stage2(cfg, int(num_train_images)))]
+    return out
 
 
 def model_kw(cfg: MaskReIDConfig, arch: str) -> dict[str, Any]:
