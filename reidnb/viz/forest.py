@@ -58,7 +58,7 @@ def plot_forest(directions: pd.DataFrame, *, title: str | None = None, max_rows:
         ax.set_axis_off()
         return fig
     n = len(d)
-    fig, ax = plt.subplots(figsize=(9, 0.9 + 0.32 * n))
+    fig, ax = plt.subplots(figsize=(10, 1.0 + 0.45 * n))
     ys = list(range(n))[::-1]
     labels = []
     seen = set()
@@ -72,14 +72,14 @@ def plot_forest(directions: pd.DataFrame, *, title: str | None = None, max_rows:
         ax.plot([r.measured_delta], [y], "o", color=colour, ms=5, label=lab)
         ax.plot([r.published_delta], [y], "D", mfc="none", mec="#1565c0", ms=6,
                 label="published Δ" if y == ys[0] else None)
-        kind = " (synthetic)" if "synthetic" in str(getattr(r, "dataset_kind", "")) else ""
-        labels.append(_short(f"{r.paper_id} {r.table} {r.metric}: {r.compared} vs "
-                             f"{r.reference}{kind}"))
+        kind = " · synthetic" if "synthetic" in str(getattr(r, "dataset_kind", "")) else ""
+        labels.append(f"{r.paper_id} {r.table} · {r.metric}{kind}\n"
+                      + _short(f"{r.compared} vs {r.reference}", 80))
     ax.axvline(0.0, color="#000000", lw=0.8, ls="--")
     ax.set_yticks(ys)
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_xlabel("Δ = compared − reference (percent points)")
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     more = f" ({len(directions) - n} more not drawn)" if len(directions) > n else ""
     ax.set_title(title or ("Measured Δ with 95% bootstrap interval; ◇ published Δ" + more),
                  fontsize=9)
