@@ -23,7 +23,8 @@ from .base import (IMAGE_EXTENSIONS, MULTI_QUERY_DIR, PID_CAM_PATTERN, SPLIT_DIR
                    STAT_QUANTITIES, ImageDataset, Record, ReIDDataset, subset_test,
                    subset_train)
 from .base import _open_label, _open_rgb  # noqa: F401  (private, kept importable from here)
-from .cifar100 import CifarDictDataset, cifar_transforms, find_cifar100, prepare_cifar100
+from .cifar100 import (Cifar100Files, CifarDictDataset, cifar_transforms, find_cifar100,
+                       open_cifar100, prepare_cifar100)
 from .reid_sets import REID_SET_NAMES, load_reid_set, load_synthetic_set
 from .small_sets import (SMALL_SET_LOADERS, SMALL_SETS, find_small_sets, joint_train_set,
                          load_small_set)
@@ -33,7 +34,7 @@ __all__ = [
     "ImageDataset", "STAT_QUANTITIES", "SPLIT_DIRS", "MULTI_QUERY_DIR", "PID_CAM_PATTERN",
     "IMAGE_EXTENSIONS", "SMALL_SETS", "SMALL_SET_LOADERS", "load_small_set", "find_small_sets",
     "joint_train_set", "find_cifar100", "prepare_cifar100", "CifarDictDataset",
-    "cifar_transforms",
+    "cifar_transforms", "open_cifar100", "Cifar100Files",
 ]
 
 

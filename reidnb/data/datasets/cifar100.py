@@ -7,17 +7,25 @@ module finds that folder (:func:`find_cifar100`), downloads it only when asked a
 paper profile (:func:`prepare_cifar100`), turns (image, label) pairs into the Trainer's dict
 batches (:class:`CifarDictDataset`) and builds the train/test transforms
 (:func:`cifar_transforms`, ImageNet statistics of :mod:`reidnb.data.transforms`).
+
+:func:`open_cifar100` reads the same files as ``torchvision.datasets.CIFAR100`` (same
+items) but checks their structure instead of torchvision's md5 of the official files, so
+a fixture (``reidnb.data.synthetic.fixtures``) or a re-pickled copy loads too; pass
+``verify_md5=True`` for torchvision's check.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from ..transforms import IMAGENET_MEAN, IMAGENET_STD
 
-__all__ = ["find_cifar100", "prepare_cifar100", "CifarDictDataset", "cifar_transforms"]
+__all__ = ["find_cifar100", "prepare_cifar100", "CifarDictDataset", "cifar_transforms",
+           "Cifar100Files", "open_cifar100"]
 
 
 def find_cifar100(data_root: str | Path | None) -> Path | None:
@@ -70,6 +78,89 @@ def prepare_cifar100(cfg: Any, download: bool = False) -> tuple[Path | None, str
     CIFAR100(str(root), train=True, download=True)
     CIFAR100(str(root), train=False, download=True)
     return root, f"CIFAR-100 downloaded to {root}"
+
+
+class Cifar100Files(torch.utils.data.Dataset):
+    """CIFAR-100 read from ``<root>/cifar-100-python/{train|test, meta}`` as torchvision does.
+
+    Item ``i``: ``(PIL.Image RGB 32 x 32, fine label int 0..99)``, as
+    ``torchvision.datasets.CIFAR100`` (whose file format and reading this follows).
+    Attributes: ``data`` uint8 [N, 32, 32, 3] (HWC), ``targets`` list[int] (fine labels),
+    ``classes`` list[str] (``fine_label_names`` of ``meta``), ``root``, ``train``.
+
+    Raises (on construction):
+        FileNotFoundError: a file is missing (named). ValueError: a file that is not a
+        CIFAR pickle: unreadable, ``data`` not uint8 [N, 3072], labels not N ints in
+        0..99, or ``meta`` without 100 ``fine_label_names`` (the message names the file).
+    """
+
+    def __init__(self, root: str | Path, train: bool = True):
+        self.root, self.train = Path(root), bool(train)
+        folder = self.root / "cifar-100-python"
+        path = folder / ("train" if train else "test")
+        entry = _read_pickle(path)
+        data, labels = entry.get("data"), entry.get("fine_labels")
+        data = np.asarray(data) if data is not None else None
+        if data is None or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+            raise ValueError(f"{path}: 'data' must be uint8 [N, 3072] (CIFAR rows: 1024 R, "
+                             f"1024 G, 1024 B), got "
+                             f"{None if data is None else (data.dtype, data.shape)}")
+        if (not isinstance(labels, (list, tuple, np.ndarray)) or len(labels) != len(data)
+                or any(not 0 <= int(v) < 100 for v in labels)):
+            raise ValueError(f"{path}: 'fine_labels' must be {len(data)} ints in 0..99")
+        self.data = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        self.targets = [int(v) for v in labels]
+        meta = _read_pickle(folder / "meta")
+        names = meta.get("fine_label_names")
+        if not isinstance(names, (list, tuple)) or len(names) != 100:
+            raise ValueError(f"{folder / 'meta'}: expected 100 'fine_label_names'")
+        self.classes = [str(n) for n in names]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return Image.fromarray(self.data[i]), self.targets[i]
+
+
+def _read_pickle(path: Path) -> dict:
+    """A CIFAR pickle (latin1, as torchvision reads it) as a dict; errors name the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; expected torchvision's cifar-100-python/ "
+                                "files (train, test, meta)")
+    try:
+        with open(path, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise ValueError(f"{path}: not a readable CIFAR pickle ({type(e).__name__}: {e})") from e
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: expected a pickled dict, got {type(entry).__name__}")
+    return entry
+
+
+def open_cifar100(root: str | Path, train: bool = True, *, verify_md5: bool = False):
+    """The CIFAR-100 split under ``root`` (what :func:`find_cifar100` returns).
+
+    Args:
+        root: folder holding ``cifar-100-python/``.
+        train: the train (50,000 images) or test (10,000) split.
+        verify_md5: return ``torchvision.datasets.CIFAR100(root, train, download=False)``,
+            which checks the md5 of the official files (a fixture fails it).
+
+    Returns:
+        :class:`Cifar100Files` (or torchvision's CIFAR100 with ``verify_md5``): items
+        ``(PIL image 32 x 32, fine label)``.
+
+    Raises:
+        as :class:`Cifar100Files`; with ``verify_md5`` torchvision's RuntimeError.
+    """
+    if verify_md5:
+        from torchvision.datasets import CIFAR100
+
+        return CIFAR100(str(root), train=train, download=False)
+    return Cifar100Files(root, train)
 
 
 class CifarDictDataset(torch.utils.data.Dataset):

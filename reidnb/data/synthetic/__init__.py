@@ -60,12 +60,16 @@ stream keyed by (seed, role, ids), so the files are byte-identical for a seed wh
 number of worker processes or their order.
 
 Modules: ``scene`` (sizes, palettes, cameras, identities), ``draw`` (one image with its
-exact mask and part map), ``layout`` (planning and writing the Market-1501 folder layout).
+exact mask and part map), ``layout`` (planning and writing the Market-1501 folder layout),
+``fixtures`` / ``fixture_plans`` (tiny sets in the OFFICIAL layouts of Market-1501, Duke,
+CUHK03-NP, the small sets of MaskReID Table 1 and CIFAR-100, for offline loader tests).
 """
 from __future__ import annotations
 
 from ..parts.labels import PART_NAMES
 from .draw import render_job
+from .fixtures import (FIXTURE_NAMES, plan_fixture, parts_to_lip, truth_paths, write_fixture,
+                       write_fixtures)
 from .layout import (generate_synthetic, is_complete, plan_synthetic, synthetic_counts,
                      _write_jobs)
 from .scene import (CAMERAS, GENERATOR_VERSION, HEIGHT, PUBLISHED, SIZES, SPLITS, WIDTH,
@@ -73,4 +77,6 @@ from .scene import (CAMERAS, GENERATOR_VERSION, HEIGHT, PUBLISHED, SIZES, SPLITS
 
 __all__ = ["generate_synthetic", "plan_synthetic", "render_job", "identity_attributes",
            "synthetic_counts", "is_complete", "SIZES", "PUBLISHED", "PART_NAMES",
-           "CAMERAS", "GENERATOR_VERSION", "HEIGHT", "WIDTH", "SPLITS", "_write_jobs"]
+           "CAMERAS", "GENERATOR_VERSION", "HEIGHT", "WIDTH", "SPLITS", "_write_jobs",
+           "write_fixture", "write_fixtures", "plan_fixture", "truth_paths", "parts_to_lip",
+           "FIXTURE_NAMES"]
