@@ -4,6 +4,8 @@ Expected values are worked by hand from 001 Eqs. 3-6 (recipes.md §2.2) on 2-D f
 """
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import math
 from types import SimpleNamespace
@@ -286,7 +288,7 @@ OLD_OPTIONS = {
                   lr_step_iters=20000, max_iters=50000, max_test_pids=None,
                   max_train_pids=None, pretrained=True, runs=5, sweep_epochs=None,
                   synthetic_size="quick", tau=1.0, taus=(0.5, 1.0, 1.5), width=128,
-                  workers=8),
+                  workers=min(8, len(os.sched_getaffinity(0)))),
 }
 OLD_DATASET = {"smoke": "synthetic", "quick": "synthetic", "paper": "market1501"}
 

@@ -6,6 +6,8 @@ ResNet-18 MagnifierNet (64x32 images) for the figure helpers.
 """
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import types
 from pathlib import Path
@@ -44,7 +46,8 @@ PAPER = {"backbone": "resnet50", "batch_size": 64, "epochs": None, "eval_flip": 
          "stage1_milestones": (150, 300), "stage2_epochs": 40, "stage2_iters": None,
          "stage2_lr": 0.001, "synthetic_size": "quick",
          "table2_rows": ("G", "G+M", "G+M+SAB", "G+M+SFB", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
-         "warmup_epochs": 10, "width": 192, "workers": 8}
+         "warmup_epochs": 10, "width": 192,
+         "workers": min(8, len(os.sched_getaffinity(0)))}   # clamped to the usable CPUs
 SMOKE = {**PAPER, "backbone": "resnet18", "batch_size": 16, "epochs": 1, "height": 64,
          "k_hats": (4,), "max_iters": 4, "n_figure_images": 3, "parts_source": "labels",
          "pretrained": False, "samplings": ("random_torso",), "sd_control": False,

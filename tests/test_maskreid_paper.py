@@ -8,6 +8,8 @@ tests/test_parts.py.
 """
 from __future__ import annotations
 
+import os
+
 import dataclasses
 import math
 from pathlib import Path
@@ -351,7 +353,7 @@ OLD_OPTIONS = {
                   max_test_pids=None, max_train_pids=None, multi_query=True, num_pos=10,
                   parser_epochs=2, pretrained=False, rerank=True, small_sets=True,
                   stage1_iters=55000, stage1_lr=0.1, stage2_iters=20000, stage2_lr=0.01,
-                  synthetic_size="quick", triplet_margin=0.3, width=56, workers=8),
+                  synthetic_size="quick", triplet_margin=0.3, width=56, workers=min(8, len(os.sched_getaffinity(0)))),
 }
 OLD_TOP = {"smoke": "synthetic", "quick": "synthetic", "paper": "market1501"}
 

@@ -3,6 +3,8 @@ overrides with their reasons, and the resolved options equal to those of the not
 before the layout change (values as literals)."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from reidnb.core.config import make_config
@@ -30,7 +32,7 @@ EXPECTED = {
         cifar_size=32, cifar_train_subset=5000, cifar_test_subset=2000),
     "paper": dict(
         dataset="market1501", backbone="resnet50", pretrained=True, height=256, width=128,
-        epochs=250, max_iters=None, batch_size=128, workers=8, max_train_pids=None,
+        epochs=250, max_iters=None, batch_size=128, workers=min(8, len(os.sched_getaffinity(0))), max_train_pids=None,
         max_test_pids=None, eval_flip=False, synthetic_size="quick", stage1_epochs=150,
         stage1_lr=0.1, stage1_step=50, stage1_batch=128, stage2_epochs=100, stage2_lr=1e-4,
         stage2_step=50, stage2_p=18, stage2_k=4, settings="all", attention_images=512,

@@ -388,7 +388,8 @@ def write_results(rows: Iterable[Mapping[str, Any]], cfg: Any) -> Path:
     The per-query arrays the rows point to (``eval_file``) are written first to
     ``<output_dir>/results/<notebook>/`` (files there no row refers to any more are
     removed) and ``eval_file`` is stored relative to ``output_dir``. Rows without
-    :data:`OPTIONAL_COLUMNS` get their defaults.
+    :data:`OPTIONAL_COLUMNS` get their defaults. Rows of a paper-profile dry run
+    (``cfg.caps()`` non-empty) get ``DRY RUN (max_iters = 1, ...)`` in front of their note.
 
     Raises:
         ValueError: a row lacks some of :data:`RESULT_COLUMNS` or has others (row index and
@@ -401,6 +402,12 @@ def write_results(rows: Iterable[Mapping[str, Any]], cfg: Any) -> Path:
         if missing or unknown:
             raise ValueError(f"write_results: row {i} has missing columns {missing} and unknown "
                              f"columns {unknown}; build rows with result_rows()")
+    caps = cfg.caps() if callable(getattr(cfg, "caps", None)) else []
+    if caps:   # a paper-profile dry run: every row says so (RunConfig.caps)
+        tag = "DRY RUN (" + ", ".join(c.split(" (")[0].removeprefix("DRY RUN cap: ") for c in caps) \
+            + "): code path check, not a measurement"
+        for r in rows:
+            r["note"] = "; ".join(x for x in (tag, str(r.get("note") or "")) if x)
     out = Path(cfg.output_dir).absolute()
     files = [str(r["eval_file"]) for r in rows if str(r["eval_file"])]
     _intervals.flush_query_files(files)
