@@ -201,3 +201,16 @@ def test_index_verdict_counts(tmp_path):
     assert _verdict_line(old) == ("0 reproduced, 0 contradicted, 2 inconclusive (2 without "
                                   "per-query data) of 2")
     assert _verdict_line(res.iloc[:1]) == ""
+
+
+def test_pair_verdicts_of_runs_for_paper_direction_tables():
+    ap, hit = _q(200)
+    a = SimpleNamespace(stage2=_run("a", ap + 0.05, hit))        # SAL SettingRun-like
+    b = _run("b", ap, hit)
+    v = C.pair_verdicts(a, b, {"rank1": 3.0, "mAP": -2.0, "rank5": 1.0})
+    assert v["mAP"]["verdict"] == "contradicted" and v["mAP"]["ci_low"] == pytest.approx(5.0)
+    assert v["rank1"]["verdict"] == "inconclusive" and v["rank1"]["seeds"] == "1 vs 1"
+    assert v["rank5"]["verdict"] == I.NO_DATA and math.isnan(v["rank5"]["ci_low"])
+    nodata = C.pair_verdicts(_Seeds(runs=(b, b)), SimpleNamespace(result=None), {"mAP": 1.0})
+    assert nodata["mAP"] == {"ci_low": nodata["mAP"]["ci_low"], "ci_high": nodata["mAP"]["ci_high"],
+                             "seeds": "2 vs 1", "verdict": I.NO_DATA}

@@ -19,7 +19,7 @@ from .results import (COMPARE_COLUMNS, OPTIONAL_COLUMNS, PAPER_IDS, RESULT_COLUM
 
 __all__ = ["compare", "summary_tables", "compare_all", "tables_not_run", "style_comparison",
            "ablation_directions", "ablation_statements", "DIRECTION_COLUMNS", "directions_table",
-           "verdict_counts"]
+           "verdict_counts", "pair_verdicts"]
 
 # --------------------------------------------------------------------------- comparison
 def compare(measured: pd.DataFrame, paper_id: str, table: str, *,
@@ -267,6 +267,40 @@ def _interval(row: pd.Series, ref: pd.Series, metric: str, cache: dict,
     except ValueError as e:
         raise ValueError(f"{row['eval_file']} vs {ref['eval_file']}: {e}") from e
     return None if pair is None else pair[metric]
+
+
+def pair_verdicts(a: object, b: object, paper_deltas: dict[str, float], *,
+                  setting: str = "single-query", n_boot: int = 1000, seed: int = 0,
+                  level: float = 0.95) -> dict[str, dict]:
+    """Interval and verdict of run ``a`` minus run ``b`` for each metric the paper compares:
+    the columns :func:`ablation_directions` adds, for a paper's own direction tables that
+    pair runs directly (SAL §4.3 comparisons, a control run the paper did not print).
+
+    Args:
+        a, b: runs or seed groups (:func:`reidnb.core.intervals.query_data_of`: ``Run``,
+            an object with ``runs``, or with ``stage2``).
+        paper_deltas: metric (``rank1``/``mAP``; others get no interval) -> published
+            difference a minus b in percent points (its sign is the paper's direction).
+        setting: evaluation setting. n_boot, seed, level: as
+            :func:`reidnb.core.intervals.seed_query_bootstrap`.
+
+    Returns:
+        metric -> ``{"ci_low", "ci_high"`` (percent points, NaN without per-query data),
+        ``"seeds"`` (``"<a> vs <b>"``), ``"verdict"}``.
+
+    Raises:
+        ValueError: the two runs were evaluated on different query sets.
+    """
+    qa, qb = _iv.query_data_of(a, setting), _iv.query_data_of(b, setting)
+    pair = _iv.pair_intervals(qa, qb, n_boot=n_boot, seed=seed, level=level)
+    seeds = f"{len(_iv._seed_runs(a))} vs {len(_iv._seed_runs(b))}"
+    out = {}
+    for metric, dp in paper_deltas.items():
+        iv = pair[metric] if pair is not None and metric in _iv.METRIC_FIELDS else None
+        out[metric] = dict(ci_low=np.nan if iv is None else iv.low,
+                           ci_high=np.nan if iv is None else iv.high, seeds=seeds,
+                           verdict=_iv.verdict(dp, iv))
+    return out
 
 
 def verdict_counts(directions: pd.DataFrame) -> dict[str, int]:

@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ...core.compare import pair_verdicts
 from ...core.results import Cell, load_published, published_rows
 from .cifar import CIFAR_METHODS, CifarRun
 from .experiments import DIRECTIONS, TABLE1, SettingRun
@@ -131,7 +132,9 @@ def directions_frame(runs: Mapping[str, SettingRun]) -> pd.DataFrame:
 
     One row per comparison and metric (rank1, mAP): comparison, compared, reference,
     metric, paper_delta and measured_delta (compared minus reference, percent points),
-    agrees (same sign; None when the paper's delta is 0).
+    agrees (same sign; None when the paper's delta is 0), and the 95 % paired-bootstrap
+    interval ci_low / ci_high, seeds and verdict of
+    :func:`reidnb.core.compare.pair_verdicts` (reproduced / contradicted / inconclusive).
     """
     pub = _published_table1()
     rows = []
@@ -139,14 +142,18 @@ def directions_frame(runs: Mapping[str, SettingRun]) -> pd.DataFrame:
         if a not in runs or b not in runs:
             continue
         ma, mb = runs[a].metrics(), runs[b].metrics()
-        for metric in ("rank1", "mAP"):
-            dp = pub[(TABLE1[a].variant, metric)] - pub[(TABLE1[b].variant, metric)]
+        dps = {metric: pub[(TABLE1[a].variant, metric)] - pub[(TABLE1[b].variant, metric)]
+               for metric in ("rank1", "mAP")}
+        ivs = pair_verdicts(runs[a], runs[b], dps)
+        for metric, dp in dps.items():
             dm = ma[metric] - mb[metric]
             rows.append(dict(comparison=name, compared=a, reference=b, metric=metric,
                              paper_delta=dp, measured_delta=dm,
-                             agrees=None if dp == 0 else bool(np.sign(dp) == np.sign(dm))))
+                             agrees=None if dp == 0 else bool(np.sign(dp) == np.sign(dm)),
+                             **ivs[metric]))
     return pd.DataFrame(rows, columns=["comparison", "compared", "reference", "metric",
-                                       "paper_delta", "measured_delta", "agrees"])
+                                       "paper_delta", "measured_delta", "agrees", "ci_low",
+                                       "ci_high", "seeds", "verdict"])
 
 
 def full_model_frame(cfg: Any, run: SettingRun) -> pd.DataFrame:
