@@ -266,7 +266,9 @@ def predict_pose_parts(seg_model: nn.Module, kp_model: nn.Module | None, paths: 
         kp_model: torchvision keypoint R-CNN in eval mode, or None (masks only).
         paths: image files. device, batch_size: inference settings.
         seg_size: (H, W) the segmentation model sees. kp_min_size: the keypoint model's
-            ``transform.min_size`` (its default 800 is slow for 128 x 64 crops).
+            ``transform.min_size`` (its default 800 is slow for 128 x 64 crops). The
+            keypoint model is also set to 1 detection per image (the best person: one
+            person per re-ID crop) and 300 / 100 RPN proposals before / after NMS.
 
     Yields:
         ``(index into paths, mask uint8 [H, W] in {0, 255}, parts uint8 [H, W] 0..7 or
@@ -283,6 +285,13 @@ def predict_pose_parts(seg_model: nn.Module, kp_model: nn.Module | None, paths: 
         kp_model.eval().to(dev)
         kp_model.transform.min_size = (int(kp_min_size),)
         kp_model.transform.max_size = max(int(kp_model.transform.max_size), 2 * int(kp_min_size))
+        # One person per re-ID crop: keep the best detection and fewer proposals (the
+        # keypoint head runs per detection; 100 detections cost ~20x more on a CPU).
+        if hasattr(kp_model, "roi_heads"):
+            kp_model.roi_heads.detections_per_img = 1
+        if hasattr(kp_model, "rpn"):
+            kp_model.rpn._pre_nms_top_n["testing"] = min(kp_model.rpn._pre_nms_top_n["testing"], 300)
+            kp_model.rpn._post_nms_top_n["testing"] = min(kp_model.rpn._post_nms_top_n["testing"], 100)
     masks = predict_fcn_masks(seg_model, paths, batch_size=batch_size, device=dev, size=seg_size,
                               person_class=person_class)
     for k, mask in masks:
