@@ -36,6 +36,7 @@ run, :func:`remember_query_file` holds them until ``write_results`` writes them
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 from pathlib import Path
@@ -180,6 +181,18 @@ def _align(index: Sequence[np.ndarray], values: Sequence[Sequence[np.ndarray]], 
     return ref, [np.stack(o) for o in out]
 
 
+@functools.lru_cache(maxsize=8)
+def _resample_weights(n: int, n_boot: int, seed: tuple) -> np.ndarray:
+    """[n_boot, n] weights of n_boot bootstrap resamples of n items (counts / n; each row
+    sums to 1), from ``np.random.default_rng(seed)``; cached (pairs of one test set share
+    the query resamples), read-only."""
+    idx = np.random.default_rng(list(seed)).integers(0, n, size=(n_boot, n))
+    flat = (idx + np.arange(n_boot)[:, None] * n).ravel()
+    w = np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n) / n
+    w.setflags(write=False)
+    return w
+
+
 def seed_query_bootstrap(a: QueryData, b: QueryData, *, n_boot: int = 1000, seed: int = 0,
                          level: float = 0.95) -> PairIntervals:
     """95 % intervals of rank-1 and mAP differences (a minus b) over seeds *and* queries.
@@ -214,10 +227,9 @@ def seed_query_bootstrap(a: QueryData, b: QueryData, *, n_boot: int = 1000, seed
     _, (ap, r1) = _align(idx, [list(a.query_ap) + list(b.query_ap),
                                list(a.query_rank1) + list(b.query_rank1)], "paired bootstrap")
     sa, sb, v = a.seeds, b.seeds, ap.shape[1]
-    rng = np.random.default_rng(seed)
-    qw = rng.multinomial(v, np.full(v, 1.0 / v), size=n_boot) / v          # [B, V]
-    wa = rng.multinomial(sa, np.full(sa, 1.0 / sa), size=n_boot) / sa      # [B, Sa]
-    wb = rng.multinomial(sb, np.full(sb, 1.0 / sb), size=n_boot) / sb      # [B, Sb]
+    qw = _resample_weights(v, int(n_boot), (seed, 1))                      # [B, V]
+    wa = _resample_weights(sa, int(n_boot), (seed, 2))                     # [B, Sa]
+    wb = _resample_weights(sb, int(n_boot), (seed, 3))                     # [B, Sb]
     lo_q, hi_q = 50.0 * (1.0 - level), 50.0 * (1.0 + level)
     method = ("paired bootstrap over queries" if sa == sb == 1 else
               "bootstrap over seeds (each variant) and queries (shared)")
