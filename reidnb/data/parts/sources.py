@@ -168,7 +168,10 @@ def _training_records(ls: LabelSet, store: _Store) -> list:
     return [r for r in recs if r.parts is not None]
 
 
-def _load(ckpt: Path, device, verbose: bool, why: str) -> tuple[nn.Module, dict[str, Any]]:
+def _load(ckpt: Path, device, verbose: bool, why: str,
+          default_source: str = "unknown") -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_parser` plus ``trained_on`` (from the report, ``source.json`` beside
+    it, else ``default_source``), printed when ``verbose``."""
     model, pinfo = load_parser(ckpt, device=device)
     src = ckpt.parent / "source.json"
     if "trained_on" not in pinfo and src.is_file():
@@ -177,7 +180,7 @@ def _load(ckpt: Path, device, verbose: bool, why: str) -> tuple[nn.Module, dict[
                           if k in ("trained_on", "label_dir")})
         except ValueError:
             pass
-    pinfo.setdefault("trained_on", "unknown")
+    pinfo.setdefault("trained_on", default_source)
     if verbose:
         print(f"masks: using parser {ckpt} ({why}; trained on {pinfo['trained_on']} labels, "
               f"id {pinfo['parser_id']}, held-out mIoU {pinfo.get('miou', math.nan):.3f})")
@@ -204,7 +207,8 @@ def get_parser(dataset, root: Path, parser_checkpoint, label_root, label_store: 
             raise FileNotFoundError(f"parser_checkpoint {ckpt} does not exist")
         return _load(ckpt, device, verbose, "parser_checkpoint")
     if (root / "parser.pt").is_file():
-        return _load(root / "parser.pt", device, verbose, "in the cache root")
+        # older versions trained it there on the dataset's own labels
+        return _load(root / "parser.pt", device, verbose, "in the cache root", dataset.name)
     ls = find_label_set(dataset, label_root=label_root, parser_source=parser_source)
     if ls is None:
         return None, None
