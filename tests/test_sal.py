@@ -453,3 +453,43 @@ def test_run_cifar100_trains_and_tests_on_the_subsets(tmp_path, monkeypatch):
     assert again.source == "cache" and again.error_rate == out.error_rate
     assert again.train_seconds == pytest.approx(out.train_seconds)
     assert again.eval_seconds == pytest.approx(out.eval_seconds)
+
+
+def test_table4_rows_share_one_head_and_differ_only_in_dil_and_sac():
+    # every Table 4 network classifies from GAP(stage5) -> FC -> BN -> classifier; the
+    # SAC row adds the dilated stage4/5 (no parameters) and stage6, which only feeds att_s6
+    from reidnb.papers.sal.cifar import HEAD, cifar_model
+
+    assert HEAD == "stage5"
+    nets = {m: cifar_model(m, "resnet18") for m in ("ResNet50 (Soft)", "ResNet50 (Soft+DIL+SAC)")}
+    soft, sac = nets["ResNet50 (Soft)"], nets["ResNet50 (Soft+DIL+SAC)"]
+    shapes = {m: {k: tuple(v.shape) for k, v in n.state_dict().items()} for m, n in nets.items()}
+    head = {k: v for k, v in shapes["ResNet50 (Soft)"].items() if not k.startswith("backbone.")}
+    assert head == {k: v for k, v in shapes["ResNet50 (Soft+DIL+SAC)"].items()
+                    if not k.startswith(("backbone.", "stage6."))}
+    assert head["fc.weight"] == (1024, 512) and head["classifier.weight"] == (100, 1024)
+    extra = set(shapes["ResNet50 (Soft+DIL+SAC)"]) - set(shapes["ResNet50 (Soft)"])
+    assert extra and all(k.startswith("stage6.") for k in extra)   # the only added module
+    assert (soft.dilation, sac.dilation, soft.stage6, sac.stage6 is not None) == (False, True, None, True)
+    # the feature is stage5's output in both: GAP of the feature map == GAP of stage5
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for net in nets.values():
+            net.eval()
+            f4, f5, f6 = net.stages(x)
+            assert torch.equal(net(x, return_featuremaps=True), f5)
+        sac.train()
+        out = sac(x)
+        assert out["attention"] is not None and len(out["attention"]) == 3   # att_s6 for SAC
+    assert soft.train()(x)["attention"] is None
+
+
+def test_sal_describe_recipe_states_augmentation_and_the_invented_cifar_schedule():
+    cfg = sr.Config.make("paper")
+    lines = ex.describe_recipe(cfg)
+    assert lines[0] == ("augmentation (re-ID train loader): horizontal flip p=0.5; zero-pad 10 px "
+                        "+ random crop back to the input size; no random erasing")
+    assert "schedule invented here" in lines[1] and "30 epoch(s), SGD lr 0.01 x0.1 every 10" in lines[1]
+    assert "schedule invented here" in " ".join(sr.cifar_stage(cfg, 50000).notes)
+    odd = ex.describe_recipe(dataclasses.replace(cfg, pad=0))
+    assert "no pad + crop [paper profile: zero-pad 10 px" in odd[0]

@@ -34,7 +34,7 @@ from .cifar import (CIFAR_METHODS, CifarRun, cifar_stage, classification_error,
                     prepare_cifar100, run_cifar100)
 from .config import SALConfig
 from .experiments import (DIRECTIONS, QUADRUPLET_MARGINS, TABLE1, Setting, SettingRun,
-                          epoch_images, fig3_runs, load_sal_data, loss_terms, run_note,
+                          describe_recipe, epoch_images, fig3_runs, load_sal_data, loss_terms, run_note,
                           run_setting, run_table1, select_settings, settings_frame,
                           stage1_tag, stages)
 from .figures import attention_agreement, attention_maps, sample_query_images
@@ -52,7 +52,8 @@ __all__ = [
     "Config", "SALConfig", "VARIANTS", "PUBLISHED", "FULL_MODEL", "SAL", "TABLE1",
     "DIRECTIONS", "QUADRUPLET_MARGINS", "Setting", "SettingRun", "select_settings",
     "loss_terms", "stage1_tag", "epoch_images", "stages", "run_setting", "run_table1",
-    "load_sal_data", "run_note", "settings_frame", "fig3_runs", "CIFAR_METHODS", "CifarRun",
+    "load_sal_data", "run_note", "settings_frame", "fig3_runs", "describe_recipe",
+    "CIFAR_METHODS", "CifarRun",
     "cifar_stage", "classification_error", "run_cifar100", "prepare_cifar100",
     "full_model_table",
     "published_for", "reid_rows", "table4_rows", "table1_frame", "directions_frame",

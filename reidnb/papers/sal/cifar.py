@@ -7,6 +7,24 @@ predictions, finished marker), so a re-run loads the finished network and its te
 instead of training or testing again. The data helpers (locating CIFAR-100, the dict
 dataset, the transforms) are :mod:`reidnb.data.datasets.cifar100`; its
 :func:`~reidnb.data.datasets.cifar100.prepare_cifar100` is re-exported for the notebook.
+
+**Like with like.** Table 4's first and third rows are torchvision's ResNet-50 / -101 with
+softmax ("ResNet50[8](Soft)"; §4.5: "The pretrained network is provided by torchvision"),
+i.e. classification from stage5. The middle row names only DIL and SAC ("the same as
+those in Table 1"; no Multi). SAC (Eq. 2) is defined on att_s4/s5/s6, so that row needs
+stage6, but only as the source of att_s6: making stage6's (randomly initialised, 3-block)
+output the classification feature would add a third change Table 4 does not name. So every
+row has the same head, GAP(stage5) -> FC 1024 -> BN -> classifier (``SAL(...,
+multi_level=False, single_level="stage5")``); the SAC row differs by the dilated
+stage4/5 and the SAC term with the stage6 that computes att_s6 (trained by SAC alone).
+(Before, the SAC row classified from stage6: :data:`HEAD` is in the run key, so those runs
+are not reused.)
+
+**Schedule [here].** 004 gives no CIFAR-100 schedule, image size or augmentation. The
+paper profile invents one (``SALConfig.cifar_*``): 30 epochs of SGD (momentum 0.9, weight
+decay 5e-4) at lr 0.01 x0.1 every 10 epochs, batches of 128, images resized to 224 px for
+the ImageNet-pretrained networks, train augmentation pad 4 + random 32 crop + flip
+(:func:`~reidnb.data.datasets.cifar100.cifar_transforms`), the same for every row.
 """
 from __future__ import annotations
 
@@ -29,12 +47,17 @@ from ...losses import SACTerm, Term, cross_entropy
 from ...models import build_model
 from ..common import fit_stage
 
-__all__ = ["CIFAR_METHODS", "CifarRun", "cifar_stage", "classification_error", "run_cifar100",
-           "prepare_cifar100"]
+__all__ = ["CIFAR_METHODS", "HEAD", "CifarRun", "cifar_stage", "cifar_model",
+           "classification_error", "run_cifar100", "prepare_cifar100", "SCHEDULE_NOTE"]
 
-#: 004 Table 4 rows: method -> (variant, depth, dilation, sac). The "Soft" network is the
-#: SAL head on a plain ResNet (no stage6); "Soft+DIL+SAC" adds the dilated stage4/5 and
-#: stage6 for att_s6, without multi-level features (Table 4 names only DIL and SAC).
+#: The one classification head of every Table 4 row: GAP of stage5 -> FC -> BN -> classifier.
+HEAD = "stage5"
+#: Printed with the CIFAR stage: the schedule is this workbook's, not the paper's.
+SCHEDULE_NOTE = "schedule invented here: 004 gives none for CIFAR-100"
+
+#: 004 Table 4 rows: method -> (variant, depth, dilation, sac). Every network has the same
+#: head on stage5 (:data:`HEAD`); "Soft+DIL+SAC" adds the dilated stage4/5 and stage6 as the
+#: source of att_s6 for SAC, without multi-level features (Table 4 names only DIL and SAC).
 CIFAR_METHODS: Mapping[str, tuple[str, str, bool, bool]] = MappingProxyType({
     "ResNet50 (Soft)": ("ResNet50, softmax", "resnet50", False, False),
     "ResNet50 (Soft+DIL+SAC)": ("ResNet50, softmax + DIL + SAC", "resnet50", True, True),
@@ -102,7 +125,22 @@ def cifar_stage(cfg: Any, n_train: int) -> Stage:
     epochs = int(cfg.cifar_epochs)
     return Stage.from_epochs("CIFAR-100", epochs, n_train, int(cfg.cifar_batch),
                              float(cfg.cifar_lr), max_iters=cfg.max_iters,
-                             milestones=step_milestones(epochs, int(cfg.cifar_step)))
+                             milestones=step_milestones(epochs, int(cfg.cifar_step)),
+                             notes=(SCHEDULE_NOTE,))
+
+
+def cifar_model(method: str, backbone: str, pretrained: bool | str = False) -> nn.Module:
+    """The network of one Table 4 row: ``SAL(100, backbone, dilation, multi_level=False,
+    stage6=sac, single_level="stage5")`` (the shared :data:`HEAD`; see the module docstring).
+
+    Raises:
+        KeyError: unknown method (known: :data:`CIFAR_METHODS`).
+    """
+    if method not in CIFAR_METHODS:
+        raise KeyError(f"unknown CIFAR-100 method {method!r}; known: {list(CIFAR_METHODS)}")
+    _, _, dilation, sac = CIFAR_METHODS[method]
+    return build_model("sal", 100, backbone=backbone, pretrained=pretrained, dilation=dilation,
+                       multi_level=False, stage6=sac, single_level=HEAD)
 
 
 def _predict(model: nn.Module, loader: Iterable[Mapping[str, torch.Tensor]],
@@ -145,7 +183,7 @@ def classification_error(model: nn.Module, loader: Iterable[Mapping[str, torch.T
 def run_cifar100(cfg: Any, root: str | Path, method: str, *, verbose: bool = True) -> CifarRun:
     """Train and test one Table 4 network on CIFAR-100 (004 §4.5), through the run store.
 
-    The network is ``SAL(100, backbone, dilation, multi_level=False, stage6=sac)``,
+    The network is :func:`cifar_model` (one head for every row: :data:`HEAD`),
     ImageNet-initialised per ``cfg.pretrained``; loss softmax (+ SAC, Eq. 2); schedule
     :func:`cifar_stage`; images resized to ``cifar_size`` pixels **[here]** (the paper
     gives no schedule or size). The backbone is the method's (ResNet-50/101) at the paper
@@ -181,12 +219,11 @@ def run_cifar100(cfg: Any, root: str | Path, method: str, *, verbose: bool = Tru
     test = DataLoader(CifarDictDataset(test_set, cifar_transforms(size, False), te_idx),
                       batch_size=256, num_workers=cfg.workers)
     key = run_key(dict(method=method, backbone=backbone, size=size, n_train=len(tr_idx),
-                       seed=cfg.seed, pretrained=cfg.pretrained, stage=stage.key()))
+                       seed=cfg.seed, pretrained=cfg.pretrained, stage=stage.key(), head=HEAD))
     store = RunDir(Path(cfg.output_dir) / "checkpoints" / cfg.notebook, f"cifar-{method}", key)
 
     seed_everything(cfg.seed)
-    net = build_model("sal", 100, backbone=backbone, pretrained=cfg.pretrained,
-                      dilation=dilation, multi_level=False, stage6=sac)
+    net = cifar_model(method, backbone, cfg.pretrained)
     losses = {"ce": (1.0, Term(cross_entropy, key="logits"))}
     if sac:
         losses["sac"] = (1.0, SACTerm())

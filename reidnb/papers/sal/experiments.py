@@ -31,11 +31,12 @@ from ...data.datasets import ReIDDataset, subset_train
 from ...losses import SACTerm, Term, cross_entropy, quadruplet_hard_loss, triplet_hard_loss
 from .. import common
 from ..common import epoch_images, train_and_evaluate
+from .config import SALConfig
 
 __all__ = [
     "Setting", "TABLE1", "DIRECTIONS", "QUADRUPLET_MARGINS", "select_settings", "loss_terms",
     "stage1_tag", "epoch_images", "stages", "SettingRun", "run_setting", "run_table1",
-    "load_sal_data", "run_note", "settings_frame", "fig3_runs",
+    "load_sal_data", "run_note", "settings_frame", "fig3_runs", "describe_recipe",
 ]
 
 #: epsilon_1, epsilon_2 of 004 Eq. 5 (grid-searched in the paper, fixed); epsilon_1 is
@@ -220,13 +221,41 @@ def stages(cfg: Any, dataset: ReIDDataset, setting: Setting) -> tuple[Stage, Sta
         "stage 1", int(cfg.stage1_epochs), epoch_images(dataset, s1_sampler, s1_batch, k),
         s1_batch, float(cfg.stage1_lr), max_iters=cfg.max_iters,
         milestones=step_milestones(int(cfg.stage1_epochs), int(cfg.stage1_step)),
-        sampler=s1_sampler, num_instances=k)
+        sampler=s1_sampler, num_instances=k, **_augment(cfg))
     s2 = Stage.from_epochs(
         "stage 2", int(cfg.stage2_epochs), epoch_images(dataset, "pk", pk_batch, k), pk_batch,
         float(cfg.stage2_lr), max_iters=cfg.max_iters,
         milestones=step_milestones(int(cfg.stage2_epochs), int(cfg.stage2_step)),
-        sampler="pk", num_instances=k)
+        sampler="pk", num_instances=k, **_augment(cfg))
     return s1, s2
+
+
+def _augment(cfg: Any) -> dict[str, Any]:
+    """The re-ID train loader's flip and pad + crop, as :class:`Stage` fields."""
+    return {"flip_p": float(cfg.flip_p), "pad": int(cfg.pad)}
+
+
+def describe_recipe(cfg: Any, dataset: ReIDDataset | None = None) -> list[str]:
+    """The recipe this config trains, printable lines: the re-ID train loader's augmentation
+    (the ``flip_p`` / ``pad`` :func:`stages` gives every stage, which the loader is built
+    from; no random erasing), the CIFAR-100 schedule of Table 4 (invented: 004 gives none)
+    and, with ``dataset``, both stages of the full model (setting 8). A value that differs
+    from the paper profile's ends in ``[paper: ...]`` (004 names no augmentation: recipes.md
+    §4.6's default).
+    """
+    paper = SALConfig.paper_defaults()
+    have = Stage("probe", 1, 1, 1.0, 1, **_augment(cfg)).augmentation()
+    want = Stage("probe", 1, 1, 1.0, 1, flip_p=paper["flip_p"], pad=paper["pad"]).augmentation()
+    aug = [a if a == b else f"{a} [paper profile: {b}]" for a, b in zip(have, want)]
+    out = ["augmentation (re-ID train loader): " + "; ".join(aug + ["no random erasing"]),
+           f"CIFAR-100 (Table 4, schedule invented here: 004 gives none): {cfg.cifar_epochs} "
+           f"epoch(s), SGD lr {cfg.cifar_lr:g}"
+           + (f" x0.1 every {cfg.cifar_step} epochs" if cfg.cifar_step else " constant")
+           + f", batch {cfg.cifar_batch}, {cfg.cifar_size} px, pad 4 + random 32 crop + flip; "
+           "every row classifies from stage5 (SAC row: stage6 only for att_s6)"]
+    if dataset is not None:
+        out += [s.describe() for s in stages(cfg, dataset, TABLE1["8"])]
+    return out
 
 
 # --------------------------------------------------------------------------- training

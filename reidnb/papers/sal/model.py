@@ -115,6 +115,10 @@ class SAL(nn.Module):
             feature map is the output of the last stage (stage6 if built, else stage5).
         stage6: build stage6 (``make_stage6``). None (default) = same as ``multi_level``, so
             ``multi_level=False`` gives the plain (dilated) ResNet of Table 1 settings 1-3.
+        single_level: with ``multi_level=False``, which stage's output is the feature map:
+            ``"last"`` (default: stage6 if built, else stage5) or ``"stage5"`` (stage6, if
+            built, then only supplies att_s6 for the SAC loss: the Table 4 networks, so every
+            row classifies from the same stage5 head; ``reidnb.papers.sal.cifar``).
 
     Table 1 settings (reconstruction in shared/papers/README.md): 1-3 / 3(T):
     ``dilation=False, multi_level=False``; 4 (components unknown, best guess):
@@ -151,11 +155,15 @@ class SAL(nn.Module):
 
     def __init__(self, num_classes: int, backbone: str = "resnet50",
                  pretrained: bool | str = False, feat_dim: int = 1024, dilation: bool = True,
-                 multi_level: bool = True, stage6: bool | None = None) -> None:
+                 multi_level: bool = True, stage6: bool | None = None,
+                 single_level: str = "last") -> None:
         super().__init__()
         if num_classes < 1 or feat_dim < 1:
             raise ValueError(f"SAL: num_classes and feat_dim must be >= 1, "
                              f"got {num_classes} and {feat_dim}")
+        if single_level not in ("last", "stage5"):
+            raise ValueError(f"SAL: single_level must be 'last' or 'stage5', got {single_level!r}")
+        self.single_level = single_level
         self.dilation = bool(dilation)
         self.multi_level = bool(multi_level)
         self.use_stage6 = self.multi_level if stage6 is None else bool(stage6)
@@ -171,7 +179,7 @@ class SAL(nn.Module):
         if self.multi_level:
             self.feat_channels = c4 + c5 + (c6 or 0)
         else:
-            self.feat_channels = c6 if self.use_stage6 else c5
+            self.feat_channels = c6 if self.use_stage6 and single_level == "last" else c5
         self.feat_dim = feat_dim
         self.fc = nn.Linear(self.feat_channels, feat_dim)  # FC 4096 -> 1024, no ReLU
         self.bn = nn.BatchNorm1d(feat_dim)
@@ -198,7 +206,7 @@ class SAL(nn.Module):
 
     def _featuremap(self, f4, f5, f6) -> torch.Tensor:
         if not self.multi_level:
-            return f6 if f6 is not None else f5
+            return f6 if f6 is not None and self.single_level == "last" else f5
         if f4.shape[-2:] != f5.shape[-2:]:  # non-dilated ablation: area-resize to stage5
             f4 = F.adaptive_avg_pool2d(f4, f5.shape[-2:])
         maps = [f4, f5] if f6 is None else [f4, f5, f6]
