@@ -359,11 +359,12 @@ def remember_query_file(folder: str | Path, data: QueryData) -> Path:
 
 
 def flush_query_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Write the remembered arrays of ``paths`` (atomically, compressed npz); paths that
-    already exist or were never remembered are left alone. Returns the paths written."""
+    """Write the remembered arrays of ``paths`` (atomically, compressed npz) and forget
+    them; paths that already exist (same content: the name is its hash) or were never
+    remembered are left alone. Returns the paths written."""
     written = []
     for p in dict.fromkeys(str(Path(x).absolute()) for x in paths if str(x)):
-        data = _PENDING.get(p)
+        data = _PENDING.pop(p, None)     # on disk from now on: read from there
         if data is None or Path(p).exists():
             continue
         buf = io.BytesIO()
