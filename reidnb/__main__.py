@@ -1,8 +1,12 @@
-"""Command line: ``python -m reidnb report ...`` (also the ``reidnb`` console script).
+"""Command line: ``python -m reidnb report | train | features`` (also the ``reidnb`` script).
 
 Sub-commands:
-    report   execute the notebooks with papermill, render HTML, write index.html
-             (options: ``python -m reidnb report --help``; see :mod:`reidnb.core.report`).
+    report    execute the notebooks with papermill, render HTML, write index.html
+              (options: ``python -m reidnb report --help``; see :mod:`reidnb.core.report`).
+    train     train one paper variant as its notebook would, into the same run store
+              (``train --list`` lists them; works under ``torchrun``); see
+              :mod:`reidnb.papers.cli`.
+    features  write a finished run's query / gallery features to an ``.npz``.
 """
 from __future__ import annotations
 
@@ -23,6 +27,17 @@ def _build_parser() -> argparse.ArgumentParser:
         "report", help="run the notebooks headlessly and write HTML reports + index.html",
         description="Execute notebooks/NN_*.ipynb in order with papermill, render each to "
                     "HTML with nbconvert and write <output-dir>/index.html."))
+    from .papers import cli
+
+    cli.add_train_arguments(sub.add_parser(
+        "train", help="train one paper variant (as its notebook would) into the run store",
+        description="Train PAPER VARIANT with the notebook's parameters into the notebook's "
+                    "run store (same run key: the notebook then loads it). Under torchrun "
+                    "--nproc_per_node=N the paper's batch is split over the N processes."))
+    cli.add_features_arguments(sub.add_parser(
+        "features", help="export a finished run's query/gallery features to .npz",
+        description="Extract query and gallery features (with pids, camids, image paths) "
+                    "of DATASET with the model of a finished run; write them to --out."))
     return parser
 
 
@@ -55,6 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "report":
         return report.run_from_args(args, argv[1:], check=check_notebook_parameters)
+    from .papers import cli
+
+    if args.command == "train":
+        return cli.run_train(args, argv[1:])
+    if args.command == "features":
+        return cli.run_features(args)
     raise AssertionError(args.command)  # argparse already refused anything else
 
 

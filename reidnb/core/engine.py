@@ -489,8 +489,9 @@ class Trainer:
                     self.epoch_iter += 1
                     n_done += 1
                     bar.update(1)
-                    if n_done % 10 == 1:
-                        bar.set_postfix(loss=f"{vals[0]:.4f}", lr=f"{lr:.2e}", refresh=False)
+                    if n_done % 10 == 1:      # loss, each term, lr, images/s of all ranks
+                        bar.set_postfix(dict(zip(("loss", *self._terms), vals)), lr=f"{lr:.2e}",
+                                        img_s=f"{row[4 + len(self._terms)]:.0f}", refresh=False)
                     if max_iters is not None and self.iteration >= max_iters and (
                             per_rank is None or self.epoch_iter < per_rank):
                         stopped = True

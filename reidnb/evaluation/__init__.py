@@ -12,6 +12,9 @@ works for every name below:
 - :mod:`.retrieval`: the junk rule (:func:`junk_mask`) and what is built on it
   (:func:`top1_matches`, :func:`pick_top1_queries`, :func:`pick_queries`,
   :func:`pair_distances`, :func:`chance_level`).
+- :mod:`.feature_file`: :func:`save_feature_file`, :func:`load_feature_file`,
+  :func:`evaluate_feature_file` (query / gallery features in one ``.npz``, the file
+  ``python -m reidnb features`` writes).
 - :mod:`.segmentation`: :func:`confusion_matrix`, :func:`segmentation_scores`,
   :func:`foreground_iou` (part-map scores).
 
@@ -21,6 +24,8 @@ from __future__ import annotations
 
 from .features import (SETTINGS, EvalResult, Features, compute_distance_matrix, evaluate,
                        evaluate_features, extract_features, multi_query_features)
+from .feature_file import (FEATURE_KEYS, evaluate_feature_file, load_feature_file,
+                           save_feature_file)
 from .rank import RankResult, evaluate_rank
 from .rerank import re_ranking
 from .retrieval import (chance_level, junk_mask, pair_distances, pick_queries,
@@ -48,4 +53,8 @@ __all__ = [
     "confusion_matrix",
     "segmentation_scores",
     "foreground_iou",
+    "FEATURE_KEYS",
+    "save_feature_file",
+    "load_feature_file",
+    "evaluate_feature_file",
 ]

@@ -17,8 +17,12 @@ and evaluations, layers that ``core`` may not import (DESIGN.md: imports point d
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -29,6 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..core.config import RunConfig
+from ..core.distributed import SplitBatchSampler, barrier, is_main, rank_world
 from ..core.engine import HistoryCSV, TensorBoardLogger, Trainer
 from ..core.runs import Run, RunDir, run_key
 from ..core.stages import SAMPLERS, Stage, batches_per_epoch
@@ -41,7 +46,42 @@ from ..models import build_model
 
 __all__ = ["load_data", "make_train_loader", "test_transform", "Run", "batches_per_epoch",
            "epoch_images",
-           "train_and_evaluate", "training_key", "stage_loader", "load_run", "fit_stage"]
+           "train_and_evaluate", "training_key", "stage_loader", "load_run", "fit_stage",
+           "split_for_ranks", "ORIGIN", "CACHE_ONLY", "DataPrepared"]
+
+#: What trained the runs of this process, recorded in each run's ``finished.json`` as
+#: ``origin.command`` (the CLI sets it to its command line; None: ``sys.argv``, or "a
+#: notebook kernel" inside Jupyter/papermill).
+ORIGIN: dict[str, Any] = {"command": None}
+
+#: ``{"on": True}`` (``reidnb.papers.entries.cache_only``): a run that is not finished in
+#: the store raises FileNotFoundError instead of training (``reidnb.load_run``).
+CACHE_ONLY: dict[str, bool] = {"on": False, "data_only": False}
+
+
+class DataPrepared(Exception):
+    """Raised by :func:`train_and_evaluate` when ``CACHE_ONLY["data_only"]`` is set: the
+    data (and its mask / part caches) are ready and nothing is to be trained yet (the CLI's
+    rank 0 prepares them before the other torchrun ranks read them)."""
+
+
+def _origin() -> dict[str, Any]:
+    cmd = ORIGIN.get("command")
+    if cmd is None:
+        argv0 = os.path.basename(sys.argv[0]) if sys.argv else ""
+        cmd = "a notebook kernel" if "ipykernel" in argv0 or "papermill" in argv0 \
+            else " ".join(sys.argv)
+    return {"command": cmd, "host": socket.gethostname(), "world_size": rank_world()[1],
+            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _origin_text(record: Mapping[str, Any] | None) -> str:
+    o = (record or {}).get("origin") or {}
+    if not o:
+        return ""
+    w = int(o.get("world_size") or 1)
+    return (f" trained by {o.get('command')!r} on host {o.get('host')}"
+            f"{f' with {w} processes (torchrun)' if w > 1 else ''} at {o.get('when')};")
 
 
 def load_data(cfg: RunConfig, *, verbose: bool = True) -> ReIDDataset:
@@ -145,6 +185,34 @@ def stage_loader(cfg: RunConfig, dataset: ReIDDataset, stage: Stage, *,
                              random_erasing=random_erasing)
 
 
+def split_for_ranks(loader: DataLoader, stage: Stage, *, verbose: bool = True) -> DataLoader:
+    """Under torchrun (world size W > 1): the same loader with every global batch cut into
+    W per-rank slices (:class:`~reidnb.core.distributed.SplitBatchSampler`), so the
+    Trainer's sharding gives each rank B / W images and the global batch stays the stage's
+    B (the paper's). One process: ``loader`` itself.
+
+    Raises:
+        ValueError: B not divisible by W (or, P x K, B / W not a multiple of K).
+    """
+    rank, world = rank_world()
+    if world == 1:
+        return loader
+    k = stage.num_instances if stage.sampler == "pk" else None
+    split = SplitBatchSampler(loader.batch_sampler, world, num_instances=k)
+    per_rank = split.per_rank(int(stage.batch_size))
+    if verbose and rank == 0:
+        print(f"[distributed] {world} processes: global batch = per-rank batch x world size "
+              f"= {per_rank} x {world} = {per_rank * world} ({stage.sampler} batches; "
+              f"{stage.iters_per_epoch} iterations per epoch, as one process)")
+    kw: dict[str, Any] = dict(num_workers=loader.num_workers, collate_fn=loader.collate_fn,
+                              pin_memory=loader.pin_memory, generator=loader.generator,
+                              persistent_workers=loader.persistent_workers,
+                              worker_init_fn=loader.worker_init_fn)
+    if loader.num_workers > 0:
+        kw["prefetch_factor"] = loader.prefetch_factor
+    return DataLoader(loader.dataset, batch_sampler=split, **kw)
+
+
 def _records_hash(records) -> str:
     return hashlib.sha1(json.dumps([(r.path, r.pid, r.camid) for r in records])
                         .encode()).hexdigest()
@@ -206,11 +274,12 @@ def fit_stage(trainer: Trainer, loader: Any, stage: Stage, store: RunDir, *,
                           else None)
     trained_now = trainer.iteration > done_before
     train_seconds = before + (time.perf_counter() - t0 if trained_now else 0.0)
-    if trained_now or not store.finished():
+    if is_main() and (trained_now or not store.finished()):   # DDP: rank 0 writes
         store.set_train_seconds(train_seconds)
         store.write_history(history)
+        meta: dict[str, Any] = {"origin": _origin()} if trained_now else {}
         store.mark_finished(epochs=stage.epochs, iterations=trainer.iteration,
-                            train_seconds=train_seconds)
+                            train_seconds=train_seconds, **meta)
     source = "trained" if done_before == 0 else ("resumed" if trained_now else "cache")
     return history, train_seconds, source
 
@@ -267,10 +336,21 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
             "random_erasing": random_erasing}
     key = training_key(cfg, dataset, spec)
     store = RunDir(Path(cfg.output_dir) / "checkpoints" / cfg.notebook, name, key)
+    if CACHE_ONLY["data_only"]:
+        raise DataPrepared(name)
+    if CACHE_ONLY["on"] and store.finished() is None:
+        raise FileNotFoundError(f"[{name}] is not a finished run in the store: {store.path} "
+                                f"({store.state()}); train it first, e.g. python -m reidnb "
+                                f"train PAPER VARIANT --profile {cfg.profile} with the same "
+                                "parameters")
 
     # One process at a time per run: another one asking for it waits here, then finds it
     # finished in the store (reidnb.core.runs.RunDir.claim); a failure leaves failed.json.
-    with store.claim():
+    # Under torchrun only rank 0 claims and writes; the others start once it holds the run
+    # (barrier) and train in lockstep with it (the Trainer's DDP).
+    main_rank = is_main()
+    with (store.claim() if main_rank else contextlib.nullcontext()):
+        barrier()
         seed_everything(cfg.seed)
         net = build_model(model, dataset.num_train_pids, **model_kw)
         if init is not None:
@@ -284,6 +364,7 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
                              f"{len(loader)}; build the stage on epoch_images(dataset, sampler, "
                              "batch_size, K) so its epochs and lr milestones are epochs of the "
                              "real loader")
+        loader = split_for_ranks(loader, stage, verbose=verbose)
         callbacks = [HistoryCSV(store.path / "history.csv")]
         if TensorBoardLogger.available():
             callbacks.append(TensorBoardLogger(store.path / "tensorboard"))
@@ -293,14 +374,19 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
                           checkpoint_dir=store.path, resume=True, input_fn=input_fn,
                           seed=cfg.seed, progress=verbose, callbacks=callbacks)
         done_before = trainer.iteration
-        if done_before == 0:
+        if done_before == 0 and main_rank:
+            eval_in = eval_input_fn if eval_input_fn is not None else input_fn
             atomic_write_text(store.path / "spec.json", json.dumps(
-                {"num_classes": dataset.num_train_pids, **spec}, indent=2, default=repr))
+                {"num_classes": dataset.num_train_pids, **spec,
+                 "height": cfg.height, "width": cfg.width,
+                 "eval_input_fn": _qualname(eval_in),
+                 "eval_load_mask": load_mask if eval_load_mask is None else eval_load_mask},
+                indent=2, default=repr))
         history, train_seconds, source = fit_stage(trainer, loader, stage, store, iters=iters)
 
         result, eval_seconds, eval_cached = None, 0.0, False
         net = trainer.model.eval()
-        if evaluate_model:
+        if evaluate_model and main_rank:
             eval_in = eval_input_fn if eval_input_fn is not None else input_fn
             eval_mask = load_mask if eval_load_mask is None else eval_load_mask
             ekey = run_key({"run": key, "flip": cfg.eval_flip, "multi_query": multi_query,
@@ -323,12 +409,14 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
                 eval_seconds = time.perf_counter() - t0
                 store.save_eval(ekey, result.to_arrays(), eval_seconds)
                 store.mark_finished()          # the manifest now covers this evaluation too
+        barrier()                              # DDP: the other ranks wait for rank 0's evaluation
     run = Run(name=name, model=net, history=history, result=result,
               train_seconds=train_seconds, eval_seconds=eval_seconds, epochs=stage.epochs,
               key=key, folder=store.path, source=source, eval_cached=eval_cached)
-    if verbose:
+    if verbose and main_rank:
         what = {"trained": "trained", "resumed": "resumed and trained",
-                "cache": "loaded finished from the run store;"}[source]
+                "cache": "loaded finished from the run store;"
+                         + (_origin_text(store.finished()) if main_rank else "")}[source]
         msg = f"[{name}] {what} {stage.epochs} epochs ({iters} iterations, {train_seconds:.0f} s)"
         if result is not None:
             m = run.metrics()
@@ -336,6 +424,14 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
                     f"({'saved evaluation' if eval_cached else f'{eval_seconds:.0f} s eval'})")
         print(msg)
     return run
+
+
+def _qualname(fn: Any) -> str | None:
+    """``module:qualname`` of a module-level function (None for None or a lambda)."""
+    if fn is None:
+        return None
+    mod, qn = getattr(fn, "__module__", None), getattr(fn, "__qualname__", "")
+    return f"{mod}:{qn}" if mod and qn and "<" not in qn else None
 
 
 def load_run(folder: str | Path, *, device: str = "cpu") -> Run:
