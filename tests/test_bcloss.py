@@ -313,3 +313,18 @@ def test_stage_equals_the_old_schedule(profile, n, want):
     s = bcloss.main_stage(make_config("01_bcloss", profile), n)
     assert (s.iters, s.iters_per_epoch, s.epochs, s.milestones) == want
     assert bcloss.sweep_stage(make_config("01_bcloss", profile), n) == s
+
+
+@pytest.mark.xfail(strict=True, reason="integrator: reidnb.papers.common.stage_loader must pass "
+                   "flip_p=stage.flip_p, pad=stage.pad to make_train_loader (remove this marker then)")
+def test_stage_loader_builds_the_stages_augmentation():
+    from reidnb.data.datasets import Record
+    from reidnb.papers import common
+
+    paper = bcloss.Config.make("paper", device="cpu", workers=0)
+    ds = SimpleNamespace(train=[Record(f"/nonexistent/{i}.jpg", i % 4, 0) for i in range(32)],
+                         num_train_pids=4)
+    stage = bcloss.main_stage(paper, 32)
+    assert stage.pad == 0
+    tf = repr(common.stage_loader(paper, ds, stage).dataset.transform)
+    assert "RandomHorizontalFlip" in tf and "Pad" not in tf and "RandomCrop" not in tf

@@ -264,6 +264,15 @@ class Stage:
                 "warmup_iters": self.warmup_iters, "policy": self.lr_policy,
                 "power": self.lr_power, "max_iters": self.iters}
 
+    def trainer_kw(self, iters: int | None = None) -> dict:
+        """The schedule as :class:`reidnb.core.engine.Trainer` keywords (``milestones``,
+        ``gamma``, ``warmup_iters``, ``lr_policy``, ``lr_power``, ``lr_max_iters``), in
+        optimiser steps; ``iters``: the steps actually run when a global cap shortens the
+        stage (the poly policy then reaches 0 at that cap), default ``self.iters``."""
+        return {"milestones": self.milestone_iters, "gamma": self.gamma,
+                "warmup_iters": self.warmup_iters, "lr_policy": self.lr_policy,
+                "lr_power": self.lr_power, "lr_max_iters": int(iters or self.iters)}
+
     def key(self) -> dict:
         """What defines the stage's training (for the run key): every field but name/notes;
         a field of ``_KEY_DEFAULTS`` (added later) only when it differs from that value, so
