@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 # No test downloads anything: torchvision weights come from the hub cache or not at all
 # (reidnb.models.backbones.OFFLINE_ENV); notebook kernels started by tests inherit it.
 os.environ["REIDNB_OFFLINE"] = "1"
+# Mask caches and shared parsers of test datasets go to a temporary folder, never into the
+# project's data/cache (reidnb.data.parts.store.CACHE_ENV).
+os.environ["REIDNB_CACHE_DIR"] = tempfile.mkdtemp(prefix="reidnb-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -438,10 +438,9 @@ def _no_torchvision(monkeypatch):
 
 
 def test_small_set_masks_without_any_source_name_every_way(tmp_path, monkeypatch, capsys):
-    from reidnb.core import config
     from reidnb.data.datasets import load_small_set
 
-    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "project")
+    monkeypatch.setenv("REIDNB_CACHE_DIR", str(tmp_path / "project/data/cache"))
     _no_torchvision(monkeypatch)
     _small_viper(tmp_path / "small")
     sets = {"viper": load_small_set("viper", tmp_path / "small")}
@@ -460,10 +459,9 @@ def test_small_set_masks_without_any_source_name_every_way(tmp_path, monkeypatch
 def test_small_set_masks_train_a_parser_from_labels(tiny_market, tmp_path, monkeypatch):
     """Market masks all from parsing labels (no parser.pt yet): the parser is trained on
     the source's labels into the named checkpoint's folder, then labels the small set."""
-    from reidnb.core import config
     from reidnb.data.datasets import load_small_set
 
-    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path / "project")   # small-set cache
+    monkeypatch.setenv("REIDNB_CACHE_DIR", str(tmp_path / "project/data/cache"))   # small-set cache
     _small_viper(tmp_path / "small")
     sets = {"viper": load_small_set("viper", tmp_path / "small")}
     ckpt = tmp_path / "market_cache" / "parser.pt"      # not there: not required

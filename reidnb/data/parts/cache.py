@@ -26,7 +26,7 @@ parser (trained on market1501 labels) 16522``. No source left: a
 every way to provide masks.
 
 The PNGs live in the cache of :mod:`.store` (``<cache_root>/<source>/...``, default
-``PROJECT_ROOT/data/cache/masks/<dataset name>``; the synthetic set's own folder for it).
+``<cache_base()>/masks/<dataset name>-<path hash>``; the synthetic set's own folder for it).
 :func:`attach_small_set_masks` serves the small-scale sets of MaskReID Table 1 through
 the same chain.
 
@@ -90,7 +90,7 @@ def attach_masks(dataset, *, source: str = "auto", cache_root: str | os.PathLike
         dataset: a :class:`reidnb.data.datasets.ReIDDataset` (not modified).
         source: ``"auto"``, one of :data:`SOURCES`, or ``"fcn"`` (torchvision masks only).
         cache_root: where PNGs go; default the synthetic set's own folder, else
-            ``PROJECT_ROOT/data/cache/masks/<dataset.name>``.
+            ``<cache_base()>/masks/<dataset.name>-<path hash>``.
         splits: which record lists to serve (``train``, ``query``, ``gallery``).
         multi_query: also serve the ``gt_bbox`` records of ``dataset.multi_query``.
         label_root: folder holding the ``*_parsing_pgt`` label folders (default the
@@ -442,7 +442,7 @@ def attach_small_set_masks(sets: Mapping[str, Any],
 
     The small sets (:mod:`reidnb.data.datasets.small_sets`) have no parsing labels; each
     goes through :func:`attach_masks`' chain (cached under
-    ``PROJECT_ROOT/data/cache/masks/<set>``): the parser from ``parser_checkpoint`` when
+    ``<cache_base()>/masks/<set>-<path hash>``): the parser from ``parser_checkpoint`` when
     that file exists, else the shared parser of ``parser_source``'s labels (e.g. the
     target Market-1501 run's set), else of a labelled set found beside the small set's
     folder (:mod:`.sources`), trained once and reused by every set; else torchvision's

@@ -13,7 +13,7 @@
   the split and every way to provide masks.
 
 Default ``parser_root``: ``<cache_root>/../parsers`` when a ``cache_root`` is given, else
-``PROJECT_ROOT/data/cache/masks/parsers``.
+``<cache_base()>/masks/parsers``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from ...core.utils import atomic_write_text
 from .labels import LABEL_DIR_SUFFIX, MAPPING_VERSION, label_path, masks_from_parts, \
     read_label_parts
 from .parser import load_parser, save_parser, train_parser
-from .store import _Store, default_cache_root, has_exact_maps
+from .store import _Store, cache_base, default_cache_root, has_exact_maps
 
 __all__ = ["LabelSet", "NoMaskSourceError", "find_label_set", "parser_root_for",
            "get_parser", "obtain_parser", "no_source_message"]
@@ -134,14 +134,12 @@ def find_label_set(dataset, *, label_root: str | os.PathLike | None = None,
 def parser_root_for(cache_root: str | os.PathLike | None,
                     parser_root: str | os.PathLike | None = None) -> Path:
     """The shared parser folder: ``parser_root`` if given, else ``<cache_root>/../parsers``
-    when ``cache_root`` is given, else ``PROJECT_ROOT/data/cache/masks/parsers``."""
+    when ``cache_root`` is given, else ``<cache_base()>/masks/parsers``."""
     if parser_root is not None:
         return Path(parser_root)
     if cache_root is not None:
         return Path(cache_root).resolve().parent / "parsers"
-    from ...core.config import PROJECT_ROOT
-
-    return PROJECT_ROOT / "data" / "cache" / "masks" / "parsers"
+    return cache_base() / "masks" / "parsers"
 
 
 def _parser_dir(parser_root: Path, ls: LabelSet, arch: str) -> Path:

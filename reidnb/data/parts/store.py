@@ -12,6 +12,8 @@ version or another parser wrote them (:class:`_Store`).
 """
 from __future__ import annotations
 
+import hashlib
+
 import json
 import os
 from pathlib import Path
@@ -177,15 +179,29 @@ def check_cached_png(path: Path, kind: str, img_path: str) -> str:
     return ""
 
 
-def default_cache_root(dataset) -> Path:
-    """Where a dataset's mask cache goes by default: the synthetic set's own folder, else
-    ``PROJECT_ROOT/data/cache/masks/<dataset.name>`` (real dataset folders may be
-    read-only, e.g. ``shared/data``)."""
-    if dataset.kind == "synthetic":
-        return Path(dataset.root)
+#: Environment variable: the base folder of the mask caches (default ``PROJECT_ROOT/data/cache``);
+#: the test suite points it at a temporary folder.
+CACHE_ENV = "REIDNB_CACHE_DIR"
+
+
+def cache_base() -> Path:
+    """``$REIDNB_CACHE_DIR`` or ``PROJECT_ROOT/data/cache``: where mask caches and shared
+    parsers live."""
     from ...core.config import PROJECT_ROOT
 
-    return PROJECT_ROOT / "data" / "cache" / "masks" / dataset.name
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else PROJECT_ROOT / "data" / "cache"
+
+
+def default_cache_root(dataset) -> Path:
+    """Where a dataset's mask cache goes by default: the synthetic set's own folder, else
+    ``<cache_base()>/masks/<dataset.name>-<8 hex of the dataset folder's path>`` (real
+    dataset folders may be read-only, e.g. ``shared/data``; two copies of one dataset, e.g.
+    a generated fixture and the real download, never share cached maps)."""
+    if dataset.kind == "synthetic":
+        return Path(dataset.root)
+    root = str(Path(dataset.root).expanduser().resolve())
+    return cache_base() / "masks" / f"{dataset.name}-{hashlib.sha1(root.encode()).hexdigest()[:8]}"
 
 
 def has_exact_maps(r) -> bool:

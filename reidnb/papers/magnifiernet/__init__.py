@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from . import model  # noqa: F401  (registers the network "magnifiernet")
 from .config import MagnifierNetConfig
+from .cost import format_cost, planned_trainings
 from .experiments import (FULL, SAMPLINGS, SD_CONTROL, STAGE1_FULL, TABLE2_ROWS, VARIANTS,
                           Plan, RunSpec, Variant, describe_recipe, describe_stages, image_input,
                           make_plan, stage_images,
@@ -63,3 +64,4 @@ __all__ = [
     "table1_frame", "table2_frame", "fig4_frame", "fig5_frame", "measured_rows",
     "figure_batch", "activation_maps", "predicted_parts", "top1_panel",
 ]
+__all__ += ["planned_trainings", "format_cost"]   # cost before training (issue 13)

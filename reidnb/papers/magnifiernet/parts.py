@@ -62,15 +62,34 @@ def prepare_parts(cfg: Any, dataset: Any, *, source: str | None = None,
                              f"label under {dataset.root}/<split>{LABEL_DIR_SUFFIX}/; use "
                              "source='auto'")
         if dropped:
-            pids = sorted({r.pid for r in keep})
-            relabel = {p: i for i, p in enumerate(pids)}
-            keep = [dataclasses.replace(r, pid=relabel[r.pid]) for r in keep]
-            dataset = dataclasses.replace(dataset, train=keep, num_train_pids=len(pids))
+            dataset = _drop_and_relabel(dataset, keep)
             if verbose:
                 print(f"part maps: dropped {dropped} training images without a parsing label "
-                      f"(REDUCED; {len(keep)} images of {len(pids)} identities kept)")
+                      f"(REDUCED; {len(keep)} images of {dataset.num_train_pids} identities kept)")
     out, info = attach_masks(dataset, source=src, splits=("train",),
                              workers=int(cfg.workers or 0), device=cfg.device,
-                             seed=cfg.seed, verbose=verbose)
-    info["dropped"] = dropped
+                             seed=cfg.seed, parser_max_iters=cfg.max_iters or None,
+                             verbose=verbose)
+    no_parts = [r for r in out.train if not r.parts]
+    if no_parts:   # torchvision found no person (mask only): no part labels to train with
+        out = _drop_and_relabel(out, [r for r in out.train if r.parts])
+        if verbose:
+            print(f"part maps: dropped {len(no_parts)} training images without a part map "
+                  f"(REDUCED; {len(out.train)} images of {out.num_train_pids} identities kept)")
+    info["dropped"] = dropped + len(no_parts)
     return out, info
+
+
+def _drop_and_relabel(dataset, keep: list):
+    """``dataset`` with only the training records ``keep``, pids relabelled 0..P-1.
+
+    Raises:
+        ValueError: nothing left to train on.
+    """
+    if not keep:
+        raise ValueError(f"prepare_parts: no training image of {dataset.name} has a part map; "
+                         "give a parsing-label folder or a labelled set under data_root")
+    pids = sorted({r.pid for r in keep})
+    relabel = {p: i for i, p in enumerate(pids)}
+    keep = [dataclasses.replace(r, pid=relabel[r.pid]) for r in keep]
+    return dataclasses.replace(dataset, train=keep, num_train_pids=len(pids))

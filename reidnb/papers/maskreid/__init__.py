@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from . import model  # noqa: F401  (registers the "maskreid" network)
 from .config import LOSSES, MaskReIDConfig
+from .cost import format_cost, planned_trainings
 from .experiments import (VARIANTS, Plan, Variant, describe_recipe, evaluate_run, grid_cells,
                           load_target, make_plan, model_kw, pretrained_status, stage1, stage2,
                           train_stage1, train_stage2, transfer_init)
@@ -55,3 +56,4 @@ __all__ = [
     "results_rows", "small_scale_rows", "loss_table", "grid_table", "ablation_table",
     "published_grid", "small_scale_table",
 ]
+__all__ += ["planned_trainings", "format_cost"]   # cost before training (issue 13)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from types import MappingProxyType
 from typing import Any, Mapping
 
 from torch import nn
@@ -389,7 +390,18 @@ def make_plan(cfg: MaskReIDConfig) -> Plan:
         red.append(f"component ablation: {len(ablation)} of 3 variants besides the full net")
     if not losses or any(loss not in LOSSES for loss in losses):
         raise ValueError(f"losses must be a non-empty subset of {LOSSES}, got {losses}")
+    if cfg.profile == "paper" and cfg.dataset in PAPER_DATASET_PLAN:
+        only = PAPER_DATASET_PLAN[cfg.dataset]
+        losses, grid, ablation = tuple(only["losses"]), (), ()
+        red = [f"paper plan on {cfg.dataset}: what 000/003 publish there ({only['tables']}): "
+               "the ranking run of each version; no loss comparison, grid or ablation"]
     return Plan(losses, versions, grid, ablation, multi_query, rerank, max_pids, tuple(red))
+
+
+#: The paper profile's plan on a dataset where 000/003 publish only the final model
+#: (DukeMTMC-reID: Table 3 of both versions); Market-1501 runs every table.
+PAPER_DATASET_PLAN: Mapping[str, Mapping[str, Any]] = MappingProxyType({
+    "dukemtmcreid": {"losses": ("ranking",), "tables": "Table 3"}})
 
 
 def load_target(cfg: MaskReIDConfig, plan: Plan, *,
@@ -413,5 +425,5 @@ def load_target(cfg: MaskReIDConfig, plan: Plan, *,
     use_mq = plan.multi_query and bool(ds.multi_query)
     ds, mask_info = attach_masks(ds, source="auto", multi_query=use_mq,
                                  parser_epochs=cfg.parser_epochs, device=cfg.device,
-                                 seed=cfg.seed)
+                                 parser_max_iters=cfg.max_iters or None, seed=cfg.seed)
     return ds, mask_info, use_mq

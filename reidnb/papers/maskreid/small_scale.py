@@ -69,8 +69,9 @@ def run_small_scale(cfg: MaskReIDConfig, target: Any, mask_info: Mapping[str, An
         if cfg.small_sets else {}
     if not sets:
         return None, {}, {}
-    sets = attach_small_set_masks(sets, mask_info["cache_root"] + "/parser.pt",
+    sets = attach_small_set_masks(sets, (mask_info.get("parser") or {}).get("path"),
                                   parser_source=target if target.kind == "real" else None,
+                                  parser_options={"max_iters": cfg.max_iters or None},
                                   device=cfg.device, seed=cfg.seed,
                                   verbose=verbose)
     return small_scale_runs(cfg, sets, archs, verbose=verbose)
