@@ -32,6 +32,14 @@ torchvision ResNet-18 training step at 64x32, batch 64, warm-up excluded
 run-time budgets::
 
     python benchmarks/train_throughput.py --reference --seconds 20
+
+Backbone mode (``--backbone``): training img/s of one backbone + linear classifier on random
+in-memory batches (:func:`reidnb.core.cost.measure_img_per_s`), at ``--height`` x ``--width``,
+per ``--precision`` (fp32, bf16+channels_last, or both on CUDA); ``--append PATH`` adds the
+measured rows to a throughput table (``reidnb.core.cost``; ``user`` = the user-local one)::
+
+    python benchmarks/train_throughput.py --backbone resnet50 --height 256 --width 128 \
+        --precision both --batch-size 64 --iters 20 --append user        # GPU box
 """
 from __future__ import annotations
 
@@ -53,6 +61,7 @@ from reidnb.core.engine import Trainer  # noqa: E402
 from reidnb.losses import Term, cross_entropy  # noqa: E402
 from reidnb.core.utils import resolve_device  # noqa: E402
 from reidnb.core.bench import REFERENCE_SETUP, reference_speed  # noqa: E402
+from reidnb.core import cost  # noqa: E402
 
 
 class ResNet18Classifier(nn.Module):
@@ -195,6 +204,60 @@ def _with_torch(make):
     return build
 
 
+def build_backbone_classifier(backbone: str, num_classes: int) -> nn.Module:
+    """The network a throughput row is measured on: torchvision ``resnet*`` (random init,
+    fc -> ``num_classes``) or ``dgd`` (MaskReID's DGD network alone: single stream, no
+    fusion; registered by the maskreid paper package)."""
+    if backbone == "dgd":
+        import importlib
+
+        importlib.import_module("reidnb.papers.maskreid")   # registers "maskreid"
+        from reidnb.models import build_model
+        return build_model("maskreid", num_classes, backbone="dgd", use_mask=False,
+                           fusion=False, pretrained=False)
+    net = getattr(torchvision.models, backbone)(weights=None)
+    net.fc = nn.Linear(net.fc.in_features, num_classes)
+    return net
+
+
+def measure_backbone(args) -> list[dict]:
+    """``--backbone`` mode: one throughput row per precision (printed; appended with
+    ``--append``)."""
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    precs = {"both": ["fp32", "bf16+channels_last"]}.get(args.precision, [args.precision])
+    if not cuda:
+        precs = [p for p in precs if p == "fp32"] or ["fp32"]
+    name = torch.cuda.get_device_name(device) if cuda else cpu_name()
+    load0 = os.getloadavg()[0]
+    cmd = "python benchmarks/train_throughput.py " + " ".join(sys.argv[1:])
+    rows = []
+    for prec in precs:
+        torch.manual_seed(0)
+        net = build_backbone_classifier(args.backbone, args.num_classes)
+        r = cost.measure_img_per_s(net, args.height, args.width, args.batch_size, device=device,
+                                   precision=prec, num_classes=args.num_classes,
+                                   iters=args.iters, warmup=args.warmup,
+                                   max_seconds=args.max_seconds)
+        note = (f"random in-memory batches, {args.warmup} warm-up step(s) untimed"
+                + ("" if cuda else f"; {torch.get_num_threads()} torch threads, shared CPU, "
+                   f"1-min load ~{load0:.1f}-{os.getloadavg()[0]:.1f}"))
+        rows.append(dict(device_kind=device.type, device_name=name, backbone=args.backbone,
+                         height=args.height, width=args.width, precision=prec,
+                         batch_size=args.batch_size, img_per_s=round(r["img_per_s"], 2),
+                         measured=time.strftime("%Y-%m-%d"), source=cmd,
+                         notes=f"{note}; {r['steps']} timed steps in {r['seconds']:.1f} s"))
+        print(f"{args.backbone} {args.height}x{args.width} batch {args.batch_size} {prec} on "
+              f"{device.type} ({name}): {r['img_per_s']:.1f} img/s ({r['steps']} steps, "
+              f"{r['seconds']:.1f} s)", flush=True)
+    if len(rows) == 2:
+        print(f"bf16+channels_last / fp32 = {rows[1]['img_per_s'] / rows[0]['img_per_s']:.2f}x")
+    if args.append:
+        path = cost.append_throughput(rows, None if args.append == "user" else args.append)
+        print(f"appended {len(rows)} row(s) to {path}")
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=6, help="alternating timed rounds")
@@ -209,6 +272,19 @@ def main(argv=None) -> None:
     ap.add_argument("--reference", action="store_true",
                     help="print this machine's reference speed (ResNet-18 64x32 batch 64 img/s)")
     ap.add_argument("--seconds", type=float, default=10.0, help="reference mode: timed seconds")
+    ap.add_argument("--backbone", default=None,
+                    help="backbone mode: resnet18/resnet50/... or dgd (img/s of one network)")
+    ap.add_argument("--height", type=int, default=256, help="backbone mode: image height")
+    ap.add_argument("--width", type=int, default=128, help="backbone mode: image width")
+    ap.add_argument("--precision", default="fp32",
+                    choices=["fp32", "bf16+channels_last", "both"],
+                    help="backbone mode (bf16 on CUDA only)")
+    ap.add_argument("--iters", type=int, default=10, help="backbone mode: timed steps")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="backbone mode: stop timing after this many seconds")
+    ap.add_argument("--append", default=None,
+                    help="backbone mode: append the rows to this throughput CSV ('user': "
+                         "the user-local table of reidnb.core.cost)")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -219,6 +295,9 @@ def main(argv=None) -> None:
                  f"CPU {cpu_name()}, {torch.get_num_threads()} torch threads, load average "
                  f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (a shared CPU moves it)")
         print(f"reference speed: {speed:.1f} img/s ({REFERENCE_SETUP}; {where})")
+        return
+    if args.backbone:
+        measure_backbone(args)
         return
     device = resolve_device(args.device)
     cuda = device.type == "cuda"

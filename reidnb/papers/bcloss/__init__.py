@@ -36,6 +36,7 @@ from __future__ import annotations
 from ...evaluation.retrieval import chance_level, pick_queries
 from . import model  # noqa: F401  (registers the network "bcloss")
 from .config import BCLossConfig
+from .cost import format_cost, planned_trainings
 from .experiments import (MODEL, VARIANTS, describe_recipe, feat_dim_of, losses_for, main_stage,
                           run_deviations, sweep_stage, tau_sweep, train_variant)
 from .model import BCLossNet
@@ -49,3 +50,4 @@ __all__ = ["Config", "BCLossConfig", "BCLossNet", "MODEL", "VARIANTS", "PUBLISHE
            "losses_for", "feat_dim_of", "main_stage", "sweep_stage", "train_variant",
            "tau_sweep", "run_deviations", "describe_recipe", "table_for", "SeedMean", "mean_metrics",
            "metrics_table", "table_cells", "measured_rows", "row_note", "chance_level", "pick_queries"]
+__all__ += ["planned_trainings", "format_cost"]   # cost before training (issue 13)

@@ -33,6 +33,7 @@ from . import model  # noqa: F401  (registers build_model("sal", ...))
 from .cifar import (CIFAR_METHODS, CifarRun, cifar_stage, classification_error,
                     prepare_cifar100, run_cifar100)
 from .config import SALConfig
+from .cost import format_cost, planned_trainings
 from .experiments import (DIRECTIONS, QUADRUPLET_MARGINS, TABLE1, Setting, SettingRun,
                           describe_recipe, epoch_images, fig3_runs, load_sal_data, loss_terms, run_note,
                           run_setting, run_table1, select_settings, settings_frame,
@@ -60,3 +61,4 @@ __all__ = [
     "full_model_frame", "table4_frame", "sample_query_images", "attention_maps",
     "attention_agreement",
 ]
+__all__ += ["planned_trainings", "format_cost"]   # cost before training (issue 13)
