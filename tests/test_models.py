@@ -203,6 +203,7 @@ def test_backbone_bad_arguments():
 @pytest.fixture
 def no_weights(monkeypatch, tmp_path):
     """Weights can not be had: empty hub dir and get_state_dict raising (no download)."""
+    monkeypatch.delenv("REIDNB_OFFLINE", raising=False)   # the fake loader decides
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     calls = []
 
@@ -249,7 +250,20 @@ def test_pretrained_loads_given_weights(monkeypatch):
     with torch.no_grad():
         src.conv1.weight.fill_(0.5)
     monkeypatch.setattr(tvm.WeightsEnum, "get_state_dict", lambda self, *a, **k: src.state_dict())
+    monkeypatch.delenv("REIDNB_OFFLINE", raising=False)
     b = ResNetBackbone("resnet18", pretrained=True, last_stride=1)
     assert b.pretrained_loaded is True
     assert torch.all(b.stem.conv1.weight == 0.5)
     assert torch.equal(b.layer4[0].conv1.weight, src.layer4[0].conv1.weight)
+
+
+def test_offline_mode_never_calls_the_downloader(monkeypatch, tmp_path):
+    """REIDNB_OFFLINE=1 (the test suite's setting): only the hub cache is read."""
+    calls = []
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setenv("REIDNB_OFFLINE", "1")
+    monkeypatch.setattr(tvm.WeightsEnum, "get_state_dict",
+                        lambda self, *a, **k: calls.append(repr(self)) or {})
+    with pytest.raises(RuntimeError, match="REIDNB_OFFLINE=1: not downloading"):
+        ResNetBackbone("resnet18", pretrained=True)
+    assert calls == []

@@ -17,7 +17,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["seed_everything", "resolve_device", "atomic_path", "atomic_write_text",
+__all__ = ["OFFLINE_ENV", "offline", "refuse_download_offline",
+           "seed_everything", "resolve_device", "atomic_path", "atomic_write_text",
            "progress_bar_class"]
 
 
@@ -138,3 +139,32 @@ def progress_bar_class():
         from tqdm import tqdm
     isatty = getattr(sys.stderr, "isatty", lambda: False)()
     return tqdm if isatty else functools.partial(tqdm, mininterval=20.0)
+
+
+#: Environment variable: set to 1 and no torchvision weights are downloaded (only the torch
+#: hub cache is read); the test suite sets it, so no test downloads anything.
+OFFLINE_ENV = "REIDNB_OFFLINE"
+
+
+def offline() -> bool:
+    """True when :data:`OFFLINE_ENV` is set to a true value (1, true, yes)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def refuse_download_offline(weights_url: str) -> None:
+    """Raise when :func:`offline` and the torch hub cache lacks the file of ``weights_url``.
+
+    Call it before a torchvision ``get_model(..., weights=...)`` / ``get_state_dict``: with
+    ``REIDNB_OFFLINE=1`` nothing is downloaded, a cached file is still used.
+
+    Raises:
+        FileNotFoundError: names the missing cache file.
+    """
+    if not offline():
+        return
+    import torch
+
+    path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights_url))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{OFFLINE_ENV}=1: not downloading {weights_url}, and {path} "
+                                "is not in the torch hub cache")

@@ -17,7 +17,6 @@ change no parameter shapes).
 """
 from __future__ import annotations
 
-import os
 
 import warnings
 from collections import OrderedDict
@@ -26,6 +25,8 @@ from typing import Literal
 import torch
 import torch.nn as nn
 import torchvision.models as tvm
+
+from ..core.utils import refuse_download_offline
 
 __all__ = ["ResNetBackbone", "RESNET_SPECS"]
 
@@ -36,16 +37,6 @@ RESNET_SPECS = {
     "resnet50": (tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V1, 2048),
     "resnet101": (tvm.resnet101, tvm.ResNet101_Weights.IMAGENET1K_V1, 2048),
 }
-
-
-#: Environment variable: set to 1 and no torchvision weights are downloaded (only the torch
-#: hub cache is read); the test suite sets it, so no test downloads anything.
-OFFLINE_ENV = "REIDNB_OFFLINE"
-
-
-def offline() -> bool:
-    """True when :data:`OFFLINE_ENV` is set to a true value (1, true, yes)."""
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
 #: weights -> the error of the failed load, for ``pretrained="auto"``: tried once per
@@ -62,9 +53,7 @@ def _load_imagenet_state(weights: tvm.WeightsEnum) -> dict[str, torch.Tensor]:
     """
     cache = f"{torch.hub.get_dir()}/checkpoints"
     try:
-        if offline() and not os.path.isfile(os.path.join(cache, os.path.basename(weights.url))):
-            raise FileNotFoundError(f"{OFFLINE_ENV}=1: not downloading, and the file is not "
-                                    "in the cache")
+        refuse_download_offline(weights.url)
         return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as err:  # URLError, hash mismatch, corrupt file, ...
         raise RuntimeError(

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ...core.utils import resolve_device
+from ...core.utils import refuse_download_offline, resolve_device
 from ..datasets import _open_rgb
 from ..transforms import build_transforms
 
@@ -28,6 +28,7 @@ def _load_fcn(name: str = "fcn_resnet101") -> nn.Module:
     from torchvision.models import get_model, get_model_weights
 
     weights = get_model_weights(name).DEFAULT
+    refuse_download_offline(weights.url)
     return get_model(name, weights=weights).eval()
 
 

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ...core.utils import resolve_device
+from ...core.utils import refuse_download_offline, resolve_device
 from ..datasets import _open_rgb
 from .labels import CHEST, FOOT, HEAD, LOWER_ARM, LOWER_LEG, UPPER_ARM, UPPER_LEG
 
@@ -231,7 +231,9 @@ def _load_keypoint_model(name: str = KEYPOINT_MODEL) -> nn.Module:
     torch hub cache on first use when the network allows)."""
     from torchvision.models import get_model, get_model_weights
 
-    return get_model(name, weights=get_model_weights(name).DEFAULT).eval()
+    weights = get_model_weights(name).DEFAULT
+    refuse_download_offline(weights.url)
+    return get_model(name, weights=weights).eval()
 
 
 def weights_file(name: str) -> str:
