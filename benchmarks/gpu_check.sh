@@ -45,12 +45,10 @@ done
 
 TP="$PY benchmarks/train_throughput.py --num-classes 751"
 if [[ "$CPU_DRY" == 1 ]]; then
-  DEVICE=cpu
   PYTEST_CMD="$PY -m pytest -q -m gpu tests/test_gpu.py"
   THROUGHPUT_CMDS=("$TP --device cpu --backbone resnet18 --height 64 --width 32 --batch-size 4 --iters 1 --warmup 0 --append $OUT/throughput.csv")
   DDP_CMD="$TORCHRUN --standalone --nproc_per_node=1 benchmarks/ddp_smoke.py --device cpu --steps 2"
 else
-  DEVICE=cuda
   PYTEST_CMD="$PY -m pytest -q -m gpu"
   TPG="$TP --device cuda --precision both --warmup 5 --append user"
   THROUGHPUT_CMDS=(
@@ -61,7 +59,8 @@ else
   )
   DDP_CMD="$TORCHRUN --standalone --nproc_per_node=1 benchmarks/ddp_smoke.py --device cuda"
 fi
-REPORT="$PY -m reidnb report --profile paper --dataset synthetic --device $DEVICE --output-dir $OUT/report -p max_iters=50 -p batch_size=16"
+# the notebooks run on the GPU only (printed, not run, by --cpu-dry)
+REPORT="$PY -m reidnb report --profile paper --dataset synthetic --device cuda --output-dir $OUT/report -p max_iters=50 -p batch_size=16"
 NOTEBOOK_CMDS=(
   "$REPORT --only 01 -p runs=1"
   "$REPORT --only 02"

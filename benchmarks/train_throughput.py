@@ -240,7 +240,10 @@ def measure_backbone(args) -> list[dict]:
                                    iters=args.iters, warmup=args.warmup,
                                    max_seconds=args.max_seconds)
         note = (f"random in-memory batches, {args.warmup} warm-up step(s) untimed"
-                + ("" if cuda else f"; {torch.get_num_threads()} torch threads, shared CPU, "
+                + (f"; torch {torch.__version__}, cudnn.allow_tf32="
+                   f"{torch.backends.cudnn.allow_tf32}, matmul.allow_tf32="
+                   f"{torch.backends.cuda.matmul.allow_tf32}" if cuda else
+                   f"; {torch.get_num_threads()} torch threads, shared CPU, "
                    f"1-min load ~{load0:.1f}-{os.getloadavg()[0]:.1f}"))
         rows.append(dict(device_kind=device.type, device_name=name, backbone=args.backbone,
                          height=args.height, width=args.width, precision=prec,
