@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # GPU readiness check of reidnb (issue 13): one script, meant to take < 8 min on one GPU.
 #
-#   benchmarks/gpu_check.sh [--cpu-dry] [--list] [OUT_DIR]      (default OUT_DIR outputs/gpu_check)
+#   benchmarks/gpu_check.sh [--cpu-dry] [--list] [OUT_DIR]   (OUT_DIR relative to the repository
+#                                                             root; default outputs/gpu_check)
 #
 # Steps, each timed:
 #   1. pytest -m gpu                    the CUDA tests (bf16 + channels_last vs fp32, engine, ...)
