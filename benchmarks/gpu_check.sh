@@ -38,7 +38,7 @@ for arg in "$@"; do
   case "$arg" in
     --cpu-dry) CPU_DRY=1 ;;
     --list) LIST=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     -*) echo "gpu_check.sh: unknown option $arg (expected --cpu-dry, --list, OUT_DIR)" >&2; exit 2 ;;
     *) OUT="$arg" ;;
   esac
