@@ -315,8 +315,6 @@ def test_stage_equals_the_old_schedule(profile, n, want):
     assert bcloss.sweep_stage(make_config("01_bcloss", profile), n) == s
 
 
-@pytest.mark.xfail(strict=True, reason="integrator: reidnb.papers.common.stage_loader must pass "
-                   "flip_p=stage.flip_p, pad=stage.pad to make_train_loader (remove this marker then)")
 def test_stage_loader_builds_the_stages_augmentation():
     from reidnb.data.datasets import Record
     from reidnb.papers import common

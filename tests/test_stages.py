@@ -140,9 +140,6 @@ def test_new_fields_stay_out_of_old_run_keys():
     assert Stage("s", 10, 5, 0.1, 8, pad=8).augmentation()[1].startswith("zero-pad 8 px")
 
 
-@pytest.mark.xfail(strict=True, reason="integrator: Trainer(...) must accept lr_policy, lr_power, "
-                   "lr_max_iters (Stage.trainer_kw) and pass them to WarmupMultiStepLR as policy, "
-                   "power, max_iters; remove this marker then")
 def test_trainer_runs_the_poly_schedule():
     import torch
 

@@ -120,6 +120,9 @@ class Trainer:
         milestones: **iterations** (optimiser steps) at which lr is multiplied by
             ``gamma``; see :func:`epochs_to_iters`.
         warmup_iters: linear warm-up length in iterations, from ``warmup_factor`` x lr.
+        lr_policy, lr_power, lr_max_iters: ``"step"`` (the milestones above) or Caffe's
+            ``"poly"``: lr x (1 - iter / lr_max_iters) ^ lr_power (MaskReID's DGD solver;
+            :class:`~reidnb.core.stages.WarmupMultiStepLR`).
         amp: mixed precision on CUDA (bf16 autocast, or fp16 + GradScaler); ignored on CPU.
         channels_last: channels_last memory format on CUDA; ignored on CPU.
         checkpoint_dir: folder of ``last.pt`` (None: no checkpoints).
@@ -147,7 +150,8 @@ class Trainer:
                  device: str | torch.device = "auto", optimizer: str = "sgd", lr: float,
                  momentum: float = 0.9, weight_decay: float = 5e-4,
                  milestones: Sequence[int] = (), gamma: float = 0.1, warmup_iters: int = 0,
-                 warmup_factor: float = 0.01, amp: bool = True, channels_last: bool = True,
+                 warmup_factor: float = 0.01, lr_policy: str = "step", lr_power: float = 1.0,
+                 lr_max_iters: int | None = None, amp: bool = True, channels_last: bool = True,
                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
                  input_fn: Callable[[dict], Any] | None = None, seed: int = 0,
                  progress: bool = True, find_unused_parameters: bool = False,
@@ -208,7 +212,8 @@ class Trainer:
         else:
             raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
         self.scheduler = WarmupMultiStepLR(self.optimizer, milestones, gamma, warmup_iters,
-                                           warmup_factor)
+                                           warmup_factor, policy=lr_policy, power=lr_power,
+                                           max_iters=lr_max_iters)
 
         # mixed precision
         self.amp_dtype: torch.dtype | None = None

@@ -182,7 +182,7 @@ def stage_loader(cfg: RunConfig, dataset: ReIDDataset, stage: Stage, *,
     return make_train_loader(cfg, dataset, sampler=stage.sampler, batch_size=stage.batch_size,
                              num_instances=stage.num_instances, num_pos=stage.num_pos,
                              load_mask=load_mask, load_parts=load_parts,
-                             random_erasing=random_erasing)
+                             random_erasing=random_erasing, flip_p=stage.flip_p, pad=stage.pad)
 
 
 def split_for_ranks(loader: DataLoader, stage: Stage, *, verbose: bool = True) -> DataLoader:
@@ -369,10 +369,12 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
         if TensorBoardLogger.available():
             callbacks.append(TensorBoardLogger(store.path / "tensorboard"))
         trainer = Trainer(net, losses, device=cfg.device, optimizer=stage.optimizer, lr=stage.lr,
-                          weight_decay=stage.weight_decay, gamma=stage.gamma,
-                          milestones=stage.milestone_iters, warmup_iters=stage.warmup_iters,
+                          weight_decay=stage.weight_decay, **stage.trainer_kw(iters),
                           checkpoint_dir=store.path, resume=True, input_fn=input_fn,
-                          seed=cfg.seed, progress=verbose, callbacks=callbacks)
+                          seed=cfg.seed, progress=verbose, callbacks=callbacks,
+                          # DDP: a variant may leave parameters without gradient (MaskReID's
+                          # classifier under the ranking loss): let DDP find them each step
+                          find_unused_parameters=rank_world()[1] > 1)
         done_before = trainer.iteration
         if done_before == 0 and main_rank:
             eval_in = eval_input_fn if eval_input_fn is not None else input_fn
