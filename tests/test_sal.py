@@ -8,6 +8,8 @@ import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -429,9 +431,8 @@ class _FakeCIFAR(torch.utils.data.Dataset):
 
 
 def test_run_cifar100_trains_and_tests_on_the_subsets(tmp_path, monkeypatch):
-    import torchvision.datasets
-
-    monkeypatch.setattr(torchvision.datasets, "CIFAR100", _FakeCIFAR)
+    monkeypatch.setattr(sys.modules["reidnb.papers.sal.cifar"], "open_cifar100",
+                        lambda root, train=True: _FakeCIFAR(root, train))
     cfg = make_config("smoke", device="cpu", output_dir=str(tmp_path),
                       cifar_train_subset=32, cifar_test_subset=24, max_iters=2)
     out = sr.run_cifar100(cfg, tmp_path, "ResNet50 (Soft+DIL+SAC)", verbose=False)
