@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 from torch.utils.data import DataLoader
 
-from ..core.distributed import barrier, init_from_env
+from ..core.distributed import barrier, env_world_size, init_from_env
 from ..core.report import ReportError, parse_param
 from ..data.datasets import DATASET_NAMES, ImageDataset, load_dataset, subset_test
 from ..data.transforms import build_transforms
@@ -144,6 +144,9 @@ def run_train(args: argparse.Namespace, argv: Sequence[str] = ()) -> int:
         if args.variant not in known:
             raise ReportError(f"{e.paper}: unknown variant {args.variant!r}; expected one of "
                               f"{list(known)}")
+        if env_world_size() > 1 and args.variant.startswith("cifar:"):
+            raise ReportError(f"{args.variant!r} (SAL Table 4) trains outside the run-store "
+                              "training path and has no torchrun support: run it as one process")
     except (ReportError, ValueError, KeyError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"python -m reidnb train: error: {msg}", file=sys.stderr)
