@@ -5,6 +5,7 @@ and a 2-process gloo ``torchrun`` run equal to the 1-process run with the same g
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -138,3 +140,30 @@ def test_two_gloo_processes_match_one_with_the_same_global_batch(tmp_path):
     init = ddp_worker.Net().state_dict()
     moved = max((a["model"][k] - init[k]).abs().max().item() for k in init)
     assert moved > 1e-2
+
+
+def test_torchrun_cli_run_is_written_once_by_rank0_and_loaded_by_the_notebook(tmp_path):
+    """``torchrun --nproc_per_node=2 -m reidnb train bcloss softmax --profile smoke``: the
+    paper's batch of 16 split 8 + 8, rank 0 alone writes the run (one history with the 4
+    iterations, one evaluation, finished.json naming 2 processes), the notebook's call
+    loads it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          f"--master_port={_free_port()}", "-m", "reidnb", "train", "bcloss",
+                          "softmax", "--profile", "smoke", "--output-dir", str(tmp_path),
+                          "--device", "cpu"], env=env, cwd=ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "global batch = per-rank batch x world size = 8 x 2 = 16" in res.stdout
+    assert res.stdout.count("[softmax-seed0] trained 1 epochs (4 iterations") == 1
+    (folder,) = (tmp_path / "checkpoints" / "01_bcloss").iterdir()
+    record = json.loads((folder / "finished.json").read_text())
+    assert record["origin"]["world_size"] == 2 and record["iterations"] == 4
+    assert len(list(folder.glob("eval-*.npz"))) == 1
+    assert len(pd.read_csv(folder / "history.csv")) == 4
+
+    cfg = bcloss.Config.make("smoke", output_dir=str(tmp_path), device="cpu")
+    ds = load_data(cfg, verbose=False)
+    (run,) = bcloss.train_variant(cfg, ds, "softmax", stage=bcloss.main_stage(cfg, len(ds.train)),
+                                  verbose=False)
+    assert run.source == "cache" and run.eval_cached and run.folder == folder
