@@ -162,6 +162,7 @@ class SplitBatchSampler:
         return len(self.batch_sampler) * self.world_size
 
     def set_epoch(self, epoch: int) -> None:
+        """Forwarded to the wrapped batch sampler when it has one (resume exactness)."""
         if hasattr(self.batch_sampler, "set_epoch"):
             self.batch_sampler.set_epoch(epoch)
 

@@ -340,9 +340,9 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
         raise DataPrepared(name)
     if CACHE_ONLY["on"] and store.finished() is None:
         raise FileNotFoundError(f"[{name}] is not a finished run in the store: {store.path} "
-                                f"({store.state()}); train it first, e.g. python -m reidnb "
-                                f"train PAPER VARIANT --profile {cfg.profile} with the same "
-                                "parameters")
+                                f"({store.state()}); train it first: python -m reidnb train "
+                                f"<paper of {cfg.notebook}> <variant> --profile {cfg.profile} "
+                                "with the same parameters (train --list names the variants)")
 
     # One process at a time per run: another one asking for it waits here, then finds it
     # finished in the store (reidnb.core.runs.RunDir.claim); a failure leaves failed.json.
