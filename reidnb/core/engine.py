@@ -75,7 +75,7 @@ from .callbacks import (STAT_COLUMNS, Callback, HistoryCSV, TensorBoardLogger,  
                         _distance_stats_tensor, distance_stats)
 from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CHECKPOINT_VERSION,  # noqa: F401
                          CheckpointError, _short, read_checkpoint, rng_state, set_rng_state)
-from .distributed import ShardedBatchSampler
+from .distributed import ShardedBatchSampler, env_world_size, init_from_env
 from .stages import WarmupMultiStepLR, epochs_to_iters, lr_factor  # noqa: F401
 from .utils import atomic_path, progress_bar_class, resolve_device, seed_everything
 
@@ -165,16 +165,9 @@ class Trainer:
 
         # device and distributed setup
         self.device = resolve_device(device)
-        self.rank, self.world_size = 0, 1
-        env_world = int(os.environ.get("WORLD_SIZE", "1"))
-        if dist.is_available() and (env_world > 1 or dist.is_initialized()):
-            if self.device.type == "cuda" and self.device.index is None:
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            if self.device.type == "cuda":
-                torch.cuda.set_device(self.device)
-            if not dist.is_initialized():
-                dist.init_process_group(backend="nccl" if self.device.type == "cuda" else "gloo")
-            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        if self.device.type == "cuda" and self.device.index is None and env_world_size() > 1:
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        self.rank, self.world_size = init_from_env(str(self.device))   # (0, 1) without torchrun
         cuda = self.device.type == "cuda"
 
         # loss terms
