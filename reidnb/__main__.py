@@ -7,6 +7,9 @@ Sub-commands:
               (``train --list`` lists them; works under ``torchrun``); see
               :mod:`reidnb.papers.cli`.
     features  write a finished run's query / gallery features to an ``.npz``.
+    bench     print this machine's reference speed (img/s of a plain ResNet-18 training
+              step at 64x32, batch 64; :func:`reidnb.core.bench.reference_speed`): quote it
+              beside every time measured on the machine.
 """
 from __future__ import annotations
 
@@ -38,6 +41,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "features", help="export a finished run's query/gallery features to .npz",
         description="Extract query and gallery features (with pids, camids, image paths) "
                     "of DATASET with the model of a finished run; write them to --out."))
+    bench = sub.add_parser(
+        "bench", help="print this machine's reference speed (ResNet-18 64x32 training img/s)",
+        description="Time a plain ResNet-18 training step (random init, 64x32, batch 64) and "
+                    "print images/s: the reference speed quoted beside measured run times.")
+    bench.add_argument("--seconds", type=float, default=10.0, help="timed wall time (default 10)")
+    bench.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     return parser
 
 
@@ -70,6 +79,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "report":
         return report.run_from_args(args, argv[1:], check=check_notebook_parameters)
+    if args.command == "bench":
+        import os
+
+        import torch
+
+        from .core.bench import REFERENCE_SETUP, reference_speed
+
+        speed = reference_speed(args.seconds, device=args.device)
+        load = f", 1-min load {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+        print(f"reference speed: {speed:.1f} img/s ({REFERENCE_SETUP}; {torch.get_num_threads()} "
+              f"torch threads, {os.cpu_count()} CPUs{load})")
+        return 0
     from .papers import cli
 
     if args.command == "train":

@@ -21,3 +21,12 @@ def test_reference_speed_refuses_bad_sizes():
         reference_speed(1.0, batch_size=0)
     with pytest.raises(ValueError, match="seconds=-1"):
         reference_speed(-1)
+
+
+def test_bench_command_prints_the_reference_speed_with_its_setup(capsys):
+    from reidnb.__main__ import main
+
+    assert main(["bench", "--seconds", "0.05", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("reference speed: ") and "img/s" in out and "ResNet-18" in out
+    assert float(out.split()[2]) > 0
