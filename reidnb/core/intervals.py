@@ -44,7 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .utils import atomic_path
+from .utils import atomic_path, read_npz
 
 __all__ = ["Interval", "PairIntervals", "QueryData", "paired_bootstrap", "seed_query_bootstrap",
            "verdict", "VERDICTS", "NO_DATA", "query_data_of", "query_file_name",
@@ -393,12 +393,8 @@ def load_query_file(path: str | Path) -> QueryData | None:
     p = Path(path)
     if not p.is_file():
         return None
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"{p}: not a readable per-query npz ({type(e).__name__}: {e}); it is "
-                         "written by write_results: delete it and re-run the notebook") from e
+    arrays = read_npz(p, "per-query file", "it is written by write_results: delete it and "
+                      "re-run the notebook")
     n = len([k for k in arrays if k.startswith("query_ap/")])
     try:
         fields = [tuple(arrays[f"{f}/{i}"] for i in range(n))

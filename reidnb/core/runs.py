@@ -40,7 +40,7 @@ import filelock
 import numpy as np
 import pandas as pd
 
-from .utils import atomic_path, atomic_write_text
+from .utils import atomic_path, atomic_write_text, read_npz
 
 __all__ = ["Run", "RunDir", "RunCacheError", "RunBusyError", "run_key", "safe_name"]
 
@@ -213,11 +213,9 @@ class RunDir:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError) as e:
-            raise RunCacheError(f"saved evaluation {path} is unreadable ({type(e).__name__}: "
-                                f"{e}); it is a cache: delete it and re-run") from e
+            arrays = read_npz(path, "saved evaluation", "it is a cache: delete it and re-run")
+        except ValueError as e:
+            raise RunCacheError(str(e)) from e
         seconds = float(arrays.pop("__eval_seconds__", np.asarray(0.0)))
         return arrays, seconds
 

@@ -19,7 +19,7 @@ import torch
 
 __all__ = ["OFFLINE_ENV", "offline", "refuse_download_offline",
            "seed_everything", "resolve_device", "atomic_path", "atomic_write_text",
-           "progress_bar_class"]
+           "progress_bar_class", "read_npz"]
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -168,3 +168,25 @@ def refuse_download_offline(weights_url: str) -> None:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{OFFLINE_ENV}=1: not downloading {weights_url}, and {path} "
                                 "is not in the torch hub cache")
+
+
+def read_npz(path: str | os.PathLike, what: str, hint: str) -> dict:
+    """Every array of the ``.npz`` at ``path`` (no pickles), read eagerly.
+
+    Args:
+        path: the file; what: what it is, for the message (e.g. "saved evaluation");
+        hint: what to do about a bad file (e.g. "it is a cache: delete it and re-run").
+
+    Raises:
+        ValueError: the file cannot be read (names it, ``what``, the cause and ``hint``).
+        FileNotFoundError: no such file.
+    """
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{what} {path} is unreadable ({type(e).__name__}: {e}); {hint}") from e

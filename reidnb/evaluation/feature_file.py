@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..core.utils import atomic_path
+from ..core.utils import atomic_path, read_npz
 from .features import EvalResult, Features, evaluate_features
 
 __all__ = ["FEATURE_KEYS", "save_feature_file", "load_feature_file", "evaluate_feature_file"]
@@ -79,12 +79,7 @@ def load_feature_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"feature file {path} does not exist (write one with "
                                 "python -m reidnb features RUN --dataset ... --out FILE)")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            d = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise ValueError(f"feature file {path} is not a readable .npz ({type(e).__name__}: "
-                         f"{e})") from e
+    d = read_npz(path, "feature file", "write it again with python -m reidnb features")
     missing = [k for k in FEATURE_KEYS if k not in d]
     if missing:
         raise ValueError(f"feature file {path}: missing arrays {missing}; expected "
