@@ -174,3 +174,21 @@ def test_dry_run_loads_weights_when_it_can_and_a_full_paper_run_still_demands_th
     assert bcloss.Config.make("paper", device="cpu", max_iters=2, pretrained=True).pretrained is True
     # the smoke profile's own caps are not a "dry run" of the paper profile
     assert not bcloss.Config.make("smoke", device="cpu").dry_run
+
+
+def test_paper_plan_per_dataset_is_the_recipe_not_a_deviation():
+    """004 publishes only setting 8 on DukeMTMC-reID: the paper profile there runs just it."""
+    from reidnb.papers import magnifiernet, maskreid, sal
+
+    duke = sal.Config.make("paper", device="cpu", dataset="dukemtmcreid")
+    assert (duke.settings, duke.cifar_methods) == ("8", ()) and duke.deviations() == []
+    every = sal.Config.make("paper", device="cpu", dataset="dukemtmcreid", settings="all")
+    assert [(d.name, d.paper) for d in every.deviations()] == [("settings", "8")]
+    assert sal.Config.make("paper", device="cpu").settings == "all"          # Market-1501
+    assert sal.Config.make("quick", device="cpu", dataset="dukemtmcreid").settings != "8"
+    mr = maskreid.Config.make("paper", device="cpu", dataset="dukemtmcreid")
+    assert (mr.losses, mr.grid_versions, mr.ablation) == (("ranking",), (), ())
+    mn = magnifiernet.Config.make("paper", device="cpu", dataset="cuhk03np-labeled")
+    assert len(mn.table2_rows) == 6 and mn.fig4 and mn.k_hats == (2, 4, 6)
+    mn = magnifiernet.Config.make("paper", device="cpu", dataset="cuhk03np-detected")
+    assert mn.table2_rows == ("G+M+SAB+SFB+SD",) and not mn.fig4 and mn.deviations() == []

@@ -137,6 +137,11 @@ class RunConfig:
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {}
     REASONS: ClassVar[dict[str, str]] = {}
+    #: The paper profile's plan per dataset, where the paper publishes less on it (e.g. SAL
+    #: on DukeMTMC-reID: only setting 8): ``{dataset: {field: value}}``. Applied at the
+    #: paper profile unless the field is set explicitly; part of the paper's recipe, so never
+    #: a deviation (:meth:`paper_defaults` with ``dataset``).
+    PAPER_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -180,6 +185,10 @@ class RunConfig:
         for name, value in list(merged.items()):
             merged[name] = _check_type(cls, fields[name], value)
         explicit = {k for k, v in params.items() if v is not None}
+        if profile == "paper":
+            ds = merged.get("dataset", cls.paper_defaults().get("dataset"))
+            merged.update({k: v for k, v in cls.PAPER_DATASET_DEFAULTS.get(ds, {}).items()
+                           if k not in explicit})
         if "batch_size" in explicit:
             scaled = cls.scale_batch_scheme(int(merged["batch_size"]),
                                             {**cls.paper_defaults(), **merged})
@@ -256,14 +265,17 @@ class RunConfig:
                                  if f.name not in _COMMON_FIELDS})
 
     @classmethod
-    def paper_defaults(cls) -> dict[str, Any]:
-        """The class defaults: the paper's recipe, field -> value."""
+    def paper_defaults(cls, dataset: str | None = None) -> dict[str, Any]:
+        """The class defaults: the paper's recipe, field -> value; with ``dataset``, the
+        recipe on that dataset (:attr:`PAPER_DATASET_DEFAULTS` applied)."""
         out = {}
         for f in dataclasses.fields(cls):
             if f.default is not dataclasses.MISSING:
                 out[f.name] = f.default
             elif f.default_factory is not dataclasses.MISSING:
                 out[f.name] = f.default_factory()
+        if dataset is not None:
+            out.update(cls.PAPER_DATASET_DEFAULTS.get(dataset, {}))
         return out
 
     def deviations(self, *, ignore: tuple[str, ...] = ()) -> list[Deviation]:
@@ -273,7 +285,7 @@ class RunConfig:
         each deviation comes from ``REASONS`` (profile-specific keys ``"quick:name"`` win
         over plain ``"name"``). Empty at the paper profile unless a parameter was changed.
         """
-        paper = self.paper_defaults()
+        paper = self.paper_defaults(self.dataset)
         scaled: dict[str, Any] = {}
         if self.profile == "paper" and self.batch_size != paper.get("batch_size"):
             try:
@@ -285,6 +297,8 @@ class RunConfig:
         for f in dataclasses.fields(self):
             if f.name in RUNTIME_FIELDS or f.name in ignore or f.name not in paper:
                 continue
+            if f.name == "dataset" and self.profile == "paper" and self.dataset != "synthetic":
+                continue   # which of the paper's datasets a run is on is its table, not a deviation
             have, want = getattr(self, f.name), paper[f.name]
             if _norm(have) != _norm(want):
                 reason = self.REASONS.get(f"{self.profile}:{f.name}", self.REASONS.get(f.name, ""))

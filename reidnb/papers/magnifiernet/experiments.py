@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import types
-from types import MappingProxyType
 from typing import Any, Mapping
 
 import torch
@@ -338,22 +337,6 @@ class Plan:
         return "\n".join(lines)
 
 
-#: What 002 publishes per dataset: Table 1 (the full model, with re-ranking) on all four;
-#: Table 2 (component ablation) on CUHK03-L and DukeMTMC-reID; Fig. 5 (K-hat sweep) on
-#: CUHK03-L. The paper does not name Fig. 4's dataset; it runs with Fig. 5 on CUHK03-L.
-PAPER_TABLES_ON: Mapping[str, str] = MappingProxyType({
-    "market1501": "Table 1", "cuhk03np-detected": "Table 1",
-    "dukemtmcreid": "Table 1, Table 2", "cuhk03np-labeled": "Table 1, Table 2, Fig. 4, Fig. 5"})
-#: The paper profile's plan per dataset (a dataset not listed, e.g. the synthetic set, runs
-#: everything): training the Table 2 ablation where 002 reports none costs GPU hours and
-#: reproduces nothing. An explicit notebook parameter (table2_rows, fig4, k_hats) wins.
-PAPER_DATASET_PLAN: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "market1501": dict(table2_rows=(FULL,), fig4=False, k_hats=(), sd_control=False),
-    "cuhk03np-detected": dict(table2_rows=(FULL,), fig4=False, k_hats=(), sd_control=False),
-    "dukemtmcreid": dict(fig4=False, k_hats=()),
-    "cuhk03np-labeled": {},
-})
-
 _PLAN_FIELDS = ("table2_rows", "fig4", "k_hats", "samplings", "k_hat", "sampling", "rerank",
                 "sd_control")
 
@@ -366,19 +349,15 @@ def make_plan(cfg: MagnifierNetConfig, **explicit: Any) -> Plan:
     gallery costs minutes on a CPU) replace them, except those the user set explicitly:
     pass the notebook's parameters as ``explicit`` (None means "not set").
 
-    At the paper profile on a real dataset the plan is what 002 publishes on it
-    (:data:`PAPER_DATASET_PLAN`; ``plan.reductions`` then holds one line saying so). Every
-    reduction against the paper's plan (all six Table 2 rows, Fig. 4, K-hat sweep 2/4/6 for
-    both strategies) is listed in ``plan.reductions``.
+    At the paper profile the plan is what 002 publishes on the dataset run
+    (``MagnifierNetConfig.PAPER_DATASET_DEFAULTS``, already in ``cfg``). Every reduction
+    against that plan is listed in ``plan.reductions``.
 
     Raises:
         ValueError: unknown Table 2 row or sampling.
     """
     opts = {k: getattr(cfg, k) for k in _PLAN_FIELDS}
-    if cfg.profile == "paper" and cfg.dataset in PAPER_DATASET_PLAN:
-        for k, v in PAPER_DATASET_PLAN[cfg.dataset].items():
-            if explicit.get(k) is None:
-                opts[k] = v
+    paper = cfg.paper_defaults(cfg.dataset)   # the paper's plan on this dataset
     if cfg.dataset_kind == "real" and cfg.profile == "quick":
         for k, v in dict(cfg.real_quick or {}).items():
             if explicit.get(k) is None and k in opts:
@@ -400,18 +379,15 @@ def make_plan(cfg: MagnifierNetConfig, **explicit: Any) -> Plan:
                 k_hats=tuple(int(k) for k in opts["k_hats"]), samplings=samplings,
                 k_hat=int(opts["k_hat"]), sampling=str(opts["sampling"]),
                 rerank=bool(opts["rerank"]), sd_control=bool(opts["sd_control"]))
-    if cfg.profile == "paper" and cfg.dataset in PAPER_DATASET_PLAN and not any(
-            explicit.get(k) is not None for k in _PLAN_FIELDS) and not getattr(cfg, "dry_run", False):
-        # not a reduction: the paper's own plan on this dataset (no parameter changed it)
-        return dataclasses.replace(plan, reductions=(
-            f"paper plan on {cfg.dataset}: what 002 publishes there ({PAPER_TABLES_ON[cfg.dataset]})",))
     reductions = []
-    missing = [r for r in TABLE2_ROWS if r not in plan.table2_rows]
+    missing = [r for r in paper["table2_rows"] if r not in plan.table2_rows]
     if missing:
         reductions.append(f"Table 2 rows left out at profile {cfg.profile}: {missing}")
-    if not plan.fig4:
+    if paper["fig4"] and not plan.fig4:
         reductions.append("Fig. 4 (SFB vs AB) not trained")
-    if not plan.sweep_points():
+    if not paper["k_hats"]:
+        pass                                  # 002 has no Fig. 5 on this dataset
+    elif not plan.sweep_points():
         reductions.append("Fig. 5 (K-hat sweep) not trained")
     elif set(plan.k_hats) != {2, 4, 6} or set(plan.samplings) != set(SAMPLINGS):
         reductions.append(f"Fig. 5 sweep reduced to K-hat {list(plan.k_hats)} x "

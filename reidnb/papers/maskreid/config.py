@@ -113,6 +113,10 @@ class MaskReIDConfig(RunConfig):
                           losses=("softmax", "ranking"), versions=("maskreid_icme",),
                           grid=False, ablation=(), multi_query=False, max_train_pids=300)),
     }
+    #: 000/003 publish on DukeMTMC-reID only the final model (Table 3 of both versions): the
+    #: ranking run of each version; the loss comparison, grid and ablation run on Market-1501.
+    PAPER_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "dukemtmcreid": dict(losses=("ranking",), grid_versions=(), ablation=())}
     REASONS: ClassVar[dict[str, str]] = {
         "dataset": "the embedded synthetic set (Market-1501 stand-in) unless a real one is given",
         "synthetic_size": "smoke: the smallest synthetic set (every code path in seconds)",

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from types import MappingProxyType
 from typing import Any, Mapping
 
 from torch import nn
@@ -381,12 +380,13 @@ def make_plan(cfg: MaskReIDConfig) -> Plan:
         red.append(f"profile {cfg.profile}: no multi-query evaluation")
     for v in (v for v in VERSIONS if v not in versions):
         red.append(f"no {v} ranking run")
-    if len(losses) < len(LOSSES):
-        red.append(f"loss comparison: {list(losses)} of {list(LOSSES)}")
-    n_paper = 25 + 10
+    paper = cfg.paper_defaults(cfg.dataset)      # the papers' plan on this dataset
+    if len(losses) < len(paper["losses"]):
+        red.append(f"loss comparison: {list(losses)} of {list(paper['losses'])}")
+    n_paper = 25 + 10 if paper["grid_versions"] else 0
     if grid and len(grid) < n_paper:
         red.append(f"lambda x alpha grid: {len(grid)} of {n_paper} cells")
-    if ablation and len(ablation) < 3:
+    if ablation and len(ablation) < len(paper["ablation"]):
         red.append(f"component ablation: {len(ablation)} of 3 variants besides the full net")
     if not losses or any(loss not in LOSSES for loss in losses):
         raise ValueError(f"losses must be a non-empty subset of {LOSSES}, got {losses}")
@@ -395,18 +395,9 @@ def make_plan(cfg: MaskReIDConfig) -> Plan:
         grid = tuple({c[0]: c for c in reversed(grid)}.values())
         red.append(f"DRY RUN: one lambda x alpha cell per version {[list(c) for c in grid]} "
                    "(the other cells run the same code)")
-    if cfg.profile == "paper" and cfg.dataset in PAPER_DATASET_PLAN:
-        only = PAPER_DATASET_PLAN[cfg.dataset]
-        losses, grid, ablation = tuple(only["losses"]), (), ()
-        red = [f"paper plan on {cfg.dataset}: what 000/003 publish there ({only['tables']}): "
-               "the ranking run of each version; no loss comparison, grid or ablation"]
     return Plan(losses, versions, grid, ablation, multi_query, rerank, max_pids, tuple(red))
 
 
-#: The paper profile's plan on a dataset where 000/003 publish only the final model
-#: (DukeMTMC-reID: Table 3 of both versions); Market-1501 runs every table.
-PAPER_DATASET_PLAN: Mapping[str, Mapping[str, Any]] = MappingProxyType({
-    "dukemtmcreid": {"losses": ("ranking",), "tables": "Table 3"}})
 
 
 def load_target(cfg: MaskReIDConfig, plan: Plan, *,
