@@ -192,3 +192,20 @@ def test_paper_plan_per_dataset_is_the_recipe_not_a_deviation():
     assert len(mn.table2_rows) == 6 and mn.fig4 and mn.k_hats == (2, 4, 6)
     mn = magnifiernet.Config.make("paper", device="cpu", dataset="cuhk03np-detected")
     assert mn.table2_rows == ("G+M+SAB+SFB+SD",) and not mn.fig4 and mn.deviations() == []
+
+
+def test_a_dry_run_trims_sweeps_to_one_point_per_code_path_and_says_so():
+    from reidnb.papers import magnifiernet, maskreid, sal
+
+    s = sal.Config.make("paper", device="cpu", max_iters=1, batch_size=8)
+    assert s.settings == "1,3(T),8"
+    assert "cover every branch" in {d.name: d.reason for d in s.deviations()}["settings"]
+    # the paper's own plan on Duke (setting 8) is already a single point: kept
+    assert sal.Config.make("paper", device="cpu", dataset="dukemtmcreid", max_iters=1).settings == "8"
+    # explicit wins; a full paper run is never trimmed
+    assert sal.Config.make("paper", device="cpu", max_iters=1, settings="all").settings == "all"
+    assert sal.Config.make("paper", device="cpu").settings == "all"
+    mr = maskreid.Config.make("paper", device="cpu", max_iters=1)
+    assert maskreid.grid_cells(mr) == [("maskreid_icme", 1.0, 0.2), ("maskreid", 1.0, 0.15)]
+    mn = magnifiernet.Config.make("paper", device="cpu", dataset="cuhk03np-labeled", max_iters=1)
+    assert mn.k_hats == (4,)

@@ -63,7 +63,9 @@ def dry_root(tmp_path_factory) -> Path:
     from reidnb.data.synthetic import write_fixtures
 
     root = tmp_path_factory.mktemp("paper_dryrun")
-    write_fixtures(root / "data", parsing=True)
+    # smaller than the fixture defaults: evaluation is most of a dry run's time on a CPU
+    write_fixtures(root / "data", parsing=True, ids={"market1501": (8, 4), "dukemtmcreid": (8, 4),
+                                                     "cuhk03np": (8, 4)})
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     return root
 

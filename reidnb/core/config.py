@@ -142,6 +142,11 @@ class RunConfig:
     #: paper profile unless the field is set explicitly; part of the paper's recipe, so never
     #: a deviation (:meth:`paper_defaults` with ``dataset``).
     PAPER_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: A paper-profile dry run checks code paths, not sweeps: ``{field: (value, reason)}``
+    #: applied when :attr:`dry_run` unless the field is set explicitly or already holds
+    #: fewer points (e.g. one lambda x alpha cell per version: every other cell trains the
+    #: same code with other numbers). Printed as deviations with the reason.
+    DRY_RUN_DEFAULTS: ClassVar[dict[str, tuple[Any, str]]] = {}
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -194,6 +199,11 @@ class RunConfig:
                                             {**cls.paper_defaults(), **merged})
             merged.update({k: _check_type(cls, fields[k], v) for k, v in scaled.items()
                            if k not in explicit})
+        if profile == "paper" and explicit & set(DRY_RUN_FIELDS):
+            paper = cls.paper_defaults()
+            for k, (v, _) in cls.DRY_RUN_DEFAULTS.items():   # only where the full sweep stands
+                if k not in explicit and _norm(merged.get(k, paper.get(k))) == _norm(paper.get(k)):
+                    merged[k] = v
         if (profile == "paper" and explicit & set(DRY_RUN_FIELDS)
                 and merged.get("pretrained", cls.paper_defaults().get("pretrained")) is True
                 and "pretrained" not in explicit):
@@ -307,6 +317,8 @@ class RunConfig:
                               "measurement)" if f.name in DRY_RUN_FIELDS
                               else "dry run: ImageNet weights when they load, else random init "
                               "(printed)" if f.name == "pretrained" and self.dry_run
+                              else "dry run: " + self.DRY_RUN_DEFAULTS[f.name][1]
+                              if self.dry_run and f.name in self.DRY_RUN_DEFAULTS
                               else "follows the dry run's batch_size (the paper's batch scheme "
                               "scaled down)" if f.name in scaled
                               else "set by a parameter of this run")

@@ -113,6 +113,8 @@ class MagnifierNetConfig(RunConfig):
                                   sd_control=False),
         "dukemtmcreid": dict(fig4=False, k_hats=()),
     }
+    DRY_RUN_DEFAULTS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "k_hats": ((4,), "one K-hat per SAB strategy (the other points train the same code)")}
     REASONS: ClassVar[dict[str, str]] = {
         "dataset": "the embedded synthetic set (stands in for Market-1501 in Table 1 and "
                    "for DukeMTMC-reID in Table 2)",

@@ -372,9 +372,6 @@ def make_plan(cfg: MagnifierNetConfig, **explicit: Any) -> Plan:
     for s in samplings:
         if s not in SAMPLINGS:
             raise ValueError(f"unknown SAB sampling {s!r}; expected one of {SAMPLINGS}")
-    if getattr(cfg, "dry_run", False) and len(opts["k_hats"]) > 1 and explicit.get("k_hats") is None:
-        # a dry run checks code paths: one K-hat per strategy trains the sweep's code
-        opts["k_hats"] = (int(opts["k_hat"]),)
     plan = Plan(table2_rows=tuple(r for r in TABLE2_ROWS if r in rows), fig4=bool(opts["fig4"]),
                 k_hats=tuple(int(k) for k in opts["k_hats"]), samplings=samplings,
                 k_hat=int(opts["k_hat"]), sampling=str(opts["sampling"]),

@@ -117,6 +117,12 @@ class MaskReIDConfig(RunConfig):
     #: ranking run of each version; the loss comparison, grid and ablation run on Market-1501.
     PAPER_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "dukemtmcreid": dict(losses=("ranking",), grid_versions=(), ablation=())}
+    DRY_RUN_DEFAULTS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "grid_lambdas": ((1.0,), "one lambda x alpha cell per version (the other cells train the "
+                                 "same code with other numbers)"),
+        "grid_alphas": ({"maskreid_icme": (0.2,), "maskreid": (0.15,)},
+                        "one lambda x alpha cell per version (the other cells train the same code "
+                        "with other numbers)")}
     REASONS: ClassVar[dict[str, str]] = {
         "dataset": "the embedded synthetic set (Market-1501 stand-in) unless a real one is given",
         "synthetic_size": "smoke: the smallest synthetic set (every code path in seconds)",

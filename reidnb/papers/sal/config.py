@@ -101,6 +101,10 @@ class SALConfig(RunConfig):
     #: without re-ranking); Table 1 and the CIFAR-100 Table 4 run with Market-1501.
     PAPER_DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "dukemtmcreid": {"settings": "8", "cifar_methods": ()}}
+    DRY_RUN_DEFAULTS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "settings": ("1,3(T),8", "settings 1 (plain, single level, softmax), 3(T) (triplet) and "
+                     "8 (dilated, multi-level, quadruplet, SAC) cover every branch of the other "
+                     "Table 1 settings")}
     REASONS: ClassVar[dict[str, str]] = {
         **{f"smoke:{k}": "smoke profile: every code path in seconds (CI)"
            for k in {**COMMON_PROFILES["smoke"], **_SMOKE}},
