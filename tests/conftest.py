@@ -1,7 +1,9 @@
 """Shared pytest fixtures: the real Market-1501 location and CPU thread limits."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,6 +21,7 @@ os.environ["REIDNB_OFFLINE"] = "1"
 # Mask caches and shared parsers of test datasets go to a temporary folder, never into the
 # project's data/cache (reidnb.data.parts.store.CACHE_ENV).
 os.environ["REIDNB_CACHE_DIR"] = tempfile.mkdtemp(prefix="reidnb-test-cache-")
+atexit.register(shutil.rmtree, os.environ["REIDNB_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

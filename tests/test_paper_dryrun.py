@@ -21,6 +21,7 @@ notes of issue 13. Select with ``-m dryrun``; deselect with ``-m "not dryrun"``.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -97,6 +98,8 @@ def test_paper_profile_dry_run(notebook: str, dataset: str, dry_root: Path) -> N
     except papermill.PapermillExecutionError as e:
         pytest.fail(f"{notebook} on {dataset} (paper dry run) failed in cell In [{e.exec_count}]: "
                     f"{e.ename}: {e.evalue}\n--- cell source ---\n{e.source}", pytrace=False)
+    finally:   # ResNet-50 checkpoints with optimiser state are ~100-340 MB each: not kept
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
     rows = pd.read_csv(out / "results" / f"{notebook}.csv")
     measured = rows[rows["value"].notna()]
     have = set(zip(measured["paper_id"], measured["table"]))
