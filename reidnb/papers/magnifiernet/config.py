@@ -114,7 +114,8 @@ class MagnifierNetConfig(RunConfig):
         "dukemtmcreid": dict(fig4=False, k_hats=()),
     }
     DRY_RUN_DEFAULTS: ClassVar[dict[str, tuple[Any, str]]] = {
-        "k_hats": ((4,), "one K-hat per SAB strategy (the other points train the same code)")}
+        "k_hats": ((4,), "one K-hat per SAB strategy (the other points train the same code)"),
+        "sd_control": (False, "the control is stage 2 with the SD weight 0: the +SD row's code")}
     REASONS: ClassVar[dict[str, str]] = {
         "dataset": "the embedded synthetic set (stands in for Market-1501 in Table 1 and "
                    "for DukeMTMC-reID in Table 2)",
