@@ -40,6 +40,8 @@ RUN_ON = {"Market-1501": "market1501", "DukeMTMC-reID": "dukemtmcreid",
           "CUHK01": "market1501"}
 NOTEBOOK_OF = {"bcloss": "01_bcloss", "maskreid_icme": "02_maskreid", "maskreid": "02_maskreid",
                "sal": "03_sal", "magnifiernet": "04_magnifiernet"}
+#: Figures a paper publishes on a dataset (not in paper_results.csv): the file each must draw.
+FIGURES_ON = {("04_magnifiernet", "cuhk03np-labeled"): ("fig4_sfb_vs_ab", "fig5_k_hat")}
 #: Extra parameters per notebook: seeds beyond the first exercise no other code path.
 EXTRA = {"01_bcloss": {"runs": 1}}
 
@@ -108,3 +110,6 @@ def test_paper_profile_dry_run(notebook: str, dataset: str, dry_root: Path) -> N
                          f"for {missing} (their published numbers are on this dataset)")
     assert measured["note"].fillna("").str.contains("DRY RUN").all(), \
         "dry-run rows must say so in their note"
+    for fig in FIGURES_ON.get((notebook, dataset), ()):   # published figures, not in the CSV
+        assert (out / "figures" / notebook / f"{fig}.png").is_file(), \
+            f"{notebook} on {dataset} drew no {fig} (the paper's figure on this dataset)"
