@@ -46,7 +46,7 @@ from ..models import build_model
 
 __all__ = ["load_data", "make_train_loader", "test_transform", "Run", "batches_per_epoch",
            "epoch_images",
-           "train_and_evaluate", "training_key", "stage_loader", "load_run", "fit_stage",
+           "train_and_evaluate", "training_key", "stage_iters", "stage_loader", "load_run", "fit_stage",
            "split_for_ranks", "ORIGIN", "CACHE_ONLY", "DataPrepared"]
 
 #: What trained the runs of this process, recorded in each run's ``finished.json`` as
@@ -229,7 +229,7 @@ def _init_key(init: Run | nn.Module | None) -> str | None:
                                  for t in init.state_dict().values())).hexdigest()
 
 
-def _stage_iters(cfg: RunConfig, stage: Stage) -> int:
+def stage_iters(cfg: RunConfig, stage: Stage) -> int:
     """The stage's iterations with the config's global cap ``max_iters`` (smoke) applied."""
     return min(stage.iters, int(cfg.max_iters)) if cfg.max_iters else stage.iters
 
@@ -328,7 +328,7 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
     if "backbone" not in model_kw and model != "maskreid":
         model_kw["backbone"] = cfg.backbone
     model_kw.setdefault("pretrained", cfg.pretrained)
-    iters = _stage_iters(cfg, stage)
+    iters = stage_iters(cfg, stage)
     spec = {"name": name, "model": model, "model_kw": model_kw,
             "losses": {k: (w, repr(t)) for k, (w, t) in losses.items()},
             "stage": {**stage.key(), "iters": iters}, "init": _init_key(init),

@@ -14,15 +14,12 @@ from typing import Any
 import pandas as pd
 
 from ...core import cost
+from ..common import stage_iters
 from .config import BCLossConfig
 from .experiments import feat_dim_of, main_stage, sweep_stage
 
 __all__ = ["planned_trainings", "format_cost"]
 
-
-def _iters(cfg: BCLossConfig, stage) -> int:
-    # train_and_evaluate's global cap (reidnb.papers.common._stage_iters)
-    return min(stage.iters, int(cfg.max_iters)) if cfg.max_iters else stage.iters
 
 
 def planned_trainings(cfg: BCLossConfig, dataset_or_num_train_images: Any,
@@ -50,7 +47,7 @@ def planned_trainings(cfg: BCLossConfig, dataset_or_num_train_images: Any,
 
     def runs(label: str, stage, what: str) -> list[dict]:
         return [dict(variant=f"{label}-seed{int(cfg.seed) + r}", stage=what,
-                     iterations=_iters(cfg, stage), batch_size=int(stage.batch_size), **base)
+                     iterations=stage_iters(cfg, stage), batch_size=int(stage.batch_size), **base)
                 for r in range(int(cfg.runs))]
 
     out = runs("softmax", main, "001 (softmax baseline)")

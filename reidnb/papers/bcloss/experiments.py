@@ -29,7 +29,7 @@ from ...core.stages import Stage
 from ...data.datasets import ReIDDataset
 from ...losses import CenterLoss, Term, batch_contrastive_loss, cross_entropy
 from ...models.backbones import RESNET_SPECS
-from ..common import train_and_evaluate
+from ..common import stage_iters, train_and_evaluate
 from .config import BCLossConfig
 
 __all__ = ["MODEL", "VARIANTS", "losses_for", "feat_dim_of", "main_stage", "sweep_stage",
@@ -240,7 +240,7 @@ def run_deviations(cfg: BCLossConfig, *, stage: Stage | None = None,
     if pretrained_loaded is False or (pretrained_loaded is None and not cfg.pretrained):
         out.append("random initialisation (paper: ImageNet weights)")
     if stage is not None:
-        iters = min(stage.iters, int(cfg.max_iters)) if cfg.max_iters else stage.iters
+        iters = stage_iters(cfg, stage)
         if iters != paper["max_iters"] or cfg.lr_step_iters != paper["lr_step_iters"]:
             out.append(f"{iters} iterations, lr steps at epochs {list(stage.milestones)} "
                        f"(paper {paper['max_iters']} iterations, x0.1 every "

@@ -13,15 +13,12 @@ from typing import Any
 import pandas as pd
 
 from ...core import cost
+from ..common import stage_iters
 from .config import MagnifierNetConfig
 from .experiments import FULL, SD_CONTROL, Plan, make_plan, stage, stage_images
 
 __all__ = ["planned_trainings", "format_cost"]
 
-
-def _iters(cfg: MagnifierNetConfig, st) -> int:
-    # train_and_evaluate's global cap (reidnb.papers.common._stage_iters)
-    return min(st.iters, int(cfg.max_iters)) if cfg.max_iters else st.iters
 
 
 def planned_trainings(cfg: MagnifierNetConfig, dataset_or_num_train_images: Any,
@@ -50,14 +47,14 @@ def planned_trainings(cfg: MagnifierNetConfig, dataset_or_num_train_images: Any,
     base = dict(backbone=cfg.backbone, height=int(cfg.height), width=int(cfg.width),
                 note=f"MagnifierNet: {cfg.backbone} with last stride 1 plus the SAB / SFB / mask "
                      "branches costs more per image than the plain backbone")
-    out = [dict(variant=spec.key, stage="stage 1 (no SD)", iterations=_iters(cfg, s1),
+    out = [dict(variant=spec.key, stage="stage 1 (no SD)", iterations=stage_iters(cfg, s1),
                 batch_size=int(s1.batch_size), **base) for spec in plan.stage1_specs()]
     if plan.needs_stage2:
-        out.append(dict(variant=FULL, stage="stage 2 (+SD)", iterations=_iters(cfg, s2),
+        out.append(dict(variant=FULL, stage="stage 2 (+SD)", iterations=stage_iters(cfg, s2),
                         batch_size=int(s2.batch_size), **base))
     if plan.sd_control:
         out.append(dict(variant=SD_CONTROL, stage="stage 2 (no SD, control)",
-                        iterations=_iters(cfg, s2), batch_size=int(s2.batch_size), **base))
+                        iterations=stage_iters(cfg, s2), batch_size=int(s2.batch_size), **base))
     return out
 
 

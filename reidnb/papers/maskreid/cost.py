@@ -19,16 +19,13 @@ from typing import Any
 import pandas as pd
 
 from ...core import cost
+from ..common import stage_iters
 from .config import MaskReIDConfig
 from .experiments import Plan, make_plan, stage1, stage2
 from .recipe import ranking_name
 
 __all__ = ["planned_trainings", "format_cost"]
 
-
-def _iters(cfg: MaskReIDConfig, stage) -> int:
-    # train_and_evaluate's global cap (reidnb.papers.common._stage_iters)
-    return min(stage.iters, int(cfg.max_iters)) if cfg.max_iters else stage.iters
 
 
 def planned_trainings(cfg: MaskReIDConfig, dataset_or_num_train_images: Any,
@@ -58,12 +55,12 @@ def planned_trainings(cfg: MaskReIDConfig, dataset_or_num_train_images: Any,
     base = dict(backbone=cfg.backbone, height=int(cfg.height), width=int(cfg.width))
     where = ("stage 1 runs on the joint small-scale set when found under data_root, else on "
              "the target set (same iterations)")
-    out = [dict(variant=f"stage1-{arch}", stage="stage 1 (softmax)", iterations=_iters(cfg, s1),
+    out = [dict(variant=f"stage1-{arch}", stage="stage 1 (softmax)", iterations=stage_iters(cfg, s1),
                 batch_size=int(s1.batch_size), note=where, **base)
            for arch in dict.fromkeys(("MaskReID", *plan.ablation))]
 
     def s2_run(name: str, what: str) -> dict:
-        return dict(variant=f"stage2-{name}", stage=what, iterations=_iters(cfg, s2),
+        return dict(variant=f"stage2-{name}", stage=what, iterations=stage_iters(cfg, s2),
                     batch_size=int(s2.batch_size), **base)
 
     trained: set[tuple[str, float, float]] = set()

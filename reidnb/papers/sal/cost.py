@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ...core import cost
+from ..common import stage_iters
 from .cifar import CIFAR_METHODS, cifar_stage
 from .config import SALConfig
 from .experiments import loss_terms, select_settings, stage1_tag, stages
@@ -23,10 +24,6 @@ __all__ = ["planned_trainings", "format_cost", "CIFAR_TRAIN_IMAGES"]
 #: Images in the CIFAR-100 training split.
 CIFAR_TRAIN_IMAGES = 50000
 
-
-def _iters(cfg: SALConfig, stage) -> int:
-    # train_and_evaluate's global cap (reidnb.papers.common._stage_iters)
-    return min(stage.iters, int(cfg.max_iters)) if cfg.max_iters else stage.iters
 
 
 def planned_trainings(cfg: SALConfig, dataset_or_num_train_images: Any, plan: Any = None, *,
@@ -61,10 +58,10 @@ def planned_trainings(cfg: SALConfig, dataset_or_num_train_images: Any, plan: An
             seen.add(tag)
             batches = "random batches" if s1.sampler == "random" else "P x K"
             out.append(dict(variant=tag, stage=f"stage 1 ({arch}{'+'.join(loss_terms(s, 1))}, {batches})",
-                            iterations=_iters(cfg, s1), batch_size=int(s1.batch_size),
+                            iterations=stage_iters(cfg, s1), batch_size=int(s1.batch_size),
                             note=note if s.dilation else None, **base))
         out.append(dict(variant=f"setting {s.id}", stage="stage 2 (Eq. 6, P x K)",
-                        iterations=_iters(cfg, s2), batch_size=int(s2.batch_size),
+                        iterations=stage_iters(cfg, s2), batch_size=int(s2.batch_size),
                         note=note if s.dilation else None, **base))
     if cifar:
         n = min(CIFAR_TRAIN_IMAGES, int(cfg.cifar_train_subset or CIFAR_TRAIN_IMAGES))
@@ -73,7 +70,7 @@ def planned_trainings(cfg: SALConfig, dataset_or_num_train_images: Any, plan: An
         for m in cfg.cifar_methods:
             depth = CIFAR_METHODS[m][1]
             out.append(dict(variant=f"cifar-{m}", stage="Table 4 (CIFAR-100)",
-                            iterations=_iters(cfg, st), batch_size=int(st.batch_size),
+                            iterations=stage_iters(cfg, st), batch_size=int(st.batch_size),
                             backbone=depth if cfg.profile == "paper" else cfg.backbone,
                             height=size, width=size,
                             note="Table 4 rows run only when CIFAR-100 is found under data_root "
