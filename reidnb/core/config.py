@@ -245,22 +245,24 @@ class RunConfig:
             raise ValueError(f"{cls.__name__}: batch_size must be >= 1, got {batch_size}")
         return {}
 
+    def _capped(self) -> list[str]:
+        """The :data:`DRY_RUN_FIELDS` a paper-profile run sets away from the paper's value."""
+        if self.profile != "paper":
+            return []
+        paper = self.paper_defaults()
+        return [k for k in DRY_RUN_FIELDS if _norm(getattr(self, k)) != _norm(paper.get(k))]
+
     @property
     def dry_run(self) -> bool:
         """True when a paper-profile run is capped (``max_iters``) or its batch scaled down:
         a check that every code path runs on the given data, not a measurement."""
-        paper = self.paper_defaults()
-        return self.profile == "paper" and any(
-            _norm(getattr(self, k)) != _norm(paper.get(k)) for k in DRY_RUN_FIELDS)
+        return bool(self._capped())
 
     def caps(self) -> list[str]:
         """One line per dry-run cap of this run (empty unless :attr:`dry_run`)."""
-        if not self.dry_run:
-            return []
         paper = self.paper_defaults()
         return [f"DRY RUN cap: {k} = {getattr(self, k)!r} (paper {paper.get(k)!r}); the numbers "
-                "of this run check the code path, they measure nothing"
-                for k in DRY_RUN_FIELDS if _norm(getattr(self, k)) != _norm(paper.get(k))]
+                "of this run check the code path, they measure nothing" for k in self._capped()]
 
     # ---------------------------------------------------------------------- queries
     @property
@@ -311,19 +313,23 @@ class RunConfig:
                 continue   # which of the paper's datasets a run is on is its table, not a deviation
             have, want = getattr(self, f.name), paper[f.name]
             if _norm(have) != _norm(want):
-                reason = self.REASONS.get(f"{self.profile}:{f.name}", self.REASONS.get(f.name, ""))
-                if self.profile == "paper":   # the paper profile has no overrides of its own
-                    reason = ("dry-run cap set by a parameter (code path check, not a "
-                              "measurement)" if f.name in DRY_RUN_FIELDS
-                              else "dry run: ImageNet weights when they load, else random init "
-                              "(printed)" if f.name == "pretrained" and self.dry_run
-                              else "dry run: " + self.DRY_RUN_DEFAULTS[f.name][1]
-                              if self.dry_run and f.name in self.DRY_RUN_DEFAULTS
-                              else "follows the dry run's batch_size (the paper's batch scheme "
-                              "scaled down)" if f.name in scaled
-                              else "set by a parameter of this run")
+                reason = self._paper_reason(f.name, scaled) if self.profile == "paper" else \
+                    self.REASONS.get(f"{self.profile}:{f.name}", self.REASONS.get(f.name, ""))
                 out.append(Deviation(f.name, have, want, reason))
         return out
+
+    def _paper_reason(self, name: str, scaled: Mapping[str, Any]) -> str:
+        """Why a paper-profile field differs from the paper (the paper profile has no
+        overrides of its own: a parameter of this run or what a dry run derives from it)."""
+        if name in DRY_RUN_FIELDS:
+            return "dry-run cap set by a parameter (code path check, not a measurement)"
+        if self.dry_run and name == "pretrained":
+            return "dry run: ImageNet weights when they load, else random init (printed)"
+        if self.dry_run and name in self.DRY_RUN_DEFAULTS:
+            return "dry run: " + self.DRY_RUN_DEFAULTS[name][1]
+        if name in scaled:
+            return "follows the dry run's batch_size (the paper's batch scheme scaled down)"
+        return "set by a parameter of this run"
 
     def deviations_frame(self):
         """:meth:`deviations` as a pandas DataFrame (setting, this run, paper, reason)."""
