@@ -168,3 +168,41 @@ def test_two_processes_training_the_same_run_train_it_once(tmp_path):
     from reidnb.core.runs import RunDir
     rd = RunDir(folder.parent, "race", folder.name.rsplit("-", 1)[1])
     assert rd.state() == "finished" and rd.verify() == []
+
+
+def test_seeds_give_a_seed_group_with_mean_metrics_and_paired_stage2(tmp_path):
+    """seeds=2: two runs (cfg.seed, cfg.seed + 1), the first under the plain name; the
+    group's metrics are their mean, its seconds their sum; a stage 2 from the group pairs
+    seed i with stage-1 seed i."""
+    import pytest
+
+    from reidnb.core import intervals
+    from reidnb.core.runs import SeedGroup
+
+    cfg = _cfg(output_dir=str(tmp_path), max_iters=2)
+    ds = common.load_data(cfg, verbose=False)
+    stage = Stage.from_epochs("stage 1", 1, len(ds.train), cfg.batch_size, 0.01)
+    losses = {"ce": (1.0, Term(cross_entropy, key="logits"))}
+    group = common.train_and_evaluate(cfg, ds, name="g", model="test_tiny_gap", losses=losses,
+                                      stage=stage, verbose=False, seeds=2)
+    assert isinstance(group, SeedGroup) and len(group.runs) == 2
+    a, b = group.runs
+    assert a.name == "g" and b.name == "g-seed1" and a.key != b.key
+    assert not all(torch.equal(p, q) for p, q in zip(a.model.parameters(),
+                                                     b.model.parameters()))
+    ma, mb = a.metrics(), b.metrics()
+    assert group.metrics() == pytest.approx({k: (ma[k] + mb[k]) / 2 for k in ma})
+    assert group.seconds == pytest.approx(a.seconds + b.seconds)
+    assert group.model is a.model and group.history is a.history     # the first seed's
+    assert intervals.query_data_of(group).seeds == 2
+    # seed 0 of a group is the run seeds=1 gives (same key: loaded from the store)
+    assert common.train_and_evaluate(cfg, ds, name="g", model="test_tiny_gap", losses=losses,
+                                     stage=stage, verbose=False).key == a.key
+    s2 = common.train_and_evaluate(cfg, ds, name="s2", model="test_tiny_gap", losses=losses,
+                                   stage=stage, init=group, verbose=False)
+    assert isinstance(s2, SeedGroup) and [r.name for r in s2.runs] == ["s2", "s2-seed1"]
+    specs = [__import__("json").loads((r.folder / "spec.json").read_text()) for r in s2.runs]
+    assert [s["init"] for s in specs] == [a.key, b.key]       # stage 2 seed i from seed i
+    with pytest.raises(ValueError, match="seeds must be >= 1"):
+        common.train_and_evaluate(cfg, ds, name="x", model="test_tiny_gap", losses=losses,
+                                  stage=stage, seeds=0)

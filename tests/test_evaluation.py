@@ -119,6 +119,30 @@ def test_per_query_ap_and_rank1_of_the_hand_worked_case():
     np.testing.assert_allclose(c.query_ap, [1 / 2, 1 / 3])
 
 
+def test_per_query_rank5_rank10_and_inp_average_to_cmc_and_minp():
+    # query 0: matches (pid 1, other camera) at ranks 2 and 6 of 8 -> rank-5 hit 1, rank-10
+    # hit 1, INP 2/6; query 1: its only match at rank 7 -> rank-5 0, rank-10 1, INP 1/7.
+    g_pids = np.array([9, 1, 9, 9, 9, 1, 2, 9])
+    g_cams = np.ones(8, dtype=int)
+    d0 = d1 = np.arange(8, dtype=np.float32)      # gallery ranked in index order
+    r = evaluate_rank(np.stack([d0, d1]), [1, 2], g_pids, [0, 0], g_cams, max_rank=10)
+    np.testing.assert_array_equal(r.query_rank5, [1.0, 0.0])
+    np.testing.assert_array_equal(r.query_rank10, [1.0, 1.0])
+    np.testing.assert_allclose(r.query_inp, [2 / 6, 1 / 7])
+    assert np.mean(r.query_rank5) == pytest.approx(r.cmc[4])
+    assert np.mean(r.query_rank10) == pytest.approx(r.cmc[9])
+    assert np.mean(r.query_inp) == pytest.approx(r.mINP)
+    # max_rank below 5: no rank-5 / rank-10 arrays (they are not defined), INP still
+    short = evaluate_rank(np.stack([d0, d1]), [1, 2], g_pids, [0, 0], g_cams, max_rank=3)
+    assert short.query_rank5 is None and short.query_rank10 is None
+    assert short.query_inp is not None
+    # CUHK03 protocol: per-query shares of the draws, same means
+    c = evaluate_rank(np.stack([d0, d1]), [1, 2], g_pids, [0, 0], g_cams, max_rank=10,
+                      protocol="cuhk03")
+    assert np.mean(c.query_rank5) == pytest.approx(c.cmc[4])
+    assert np.mean(c.query_rank10) == pytest.approx(c.cmc[9])
+
+
 def test_distractor_counts_as_wrong_and_same_camera_match_is_junk():
     # query pid 5 cam 0; g0 distractor (0) nearest, g1 pid 5 cam 0 (junk), g2 pid 5 cam 1.
     # kept: g0 (wrong), g2 (match at rank 2) -> AP 1/2, INP 1/2.
@@ -453,7 +477,8 @@ def _assert_same_result(a, b):
         s = b.results[name]
         np.testing.assert_array_equal(r.cmc, s.cmc)
         assert (r.mAP, r.mINP) == (s.mAP, s.mINP) and type(s.mAP) is float
-        for f in ("query_ap", "query_index", "query_rank1"):
+        for f in ("query_ap", "query_index", "query_rank1", "query_rank5", "query_rank10",
+                  "query_inp"):
             np.testing.assert_array_equal(getattr(r, f), getattr(s, f))
 
 

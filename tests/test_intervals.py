@@ -214,3 +214,29 @@ def test_pair_verdicts_of_runs_for_paper_direction_tables():
     nodata = C.pair_verdicts(_Seeds(runs=(b, b)), SimpleNamespace(result=None), {"mAP": 1.0})
     assert nodata["mAP"] == {"ci_low": nodata["mAP"]["ci_low"], "ci_high": nodata["mAP"]["ci_high"],
                              "seeds": "2 vs 1", "verdict": I.NO_DATA}
+
+
+def test_rank5_rank10_and_minp_intervals_when_measured(tmp_path):
+    """Rank-5 / rank-10 / mINP get intervals from their per-query values and survive the
+    per-query file; a file without them (older) gives rank-1 and mAP only."""
+    v = 200
+    ap, hit = _q(v)
+    r5a, r5b = np.ones(v), np.where(np.arange(v) % 2 == 0, 1.0, 0.0)     # +50 points
+    a = I.QueryData((np.arange(v),), (ap,), (hit,), query_rank5=(r5a,), query_rank10=(r5a,),
+                    query_inp=(ap,))
+    b = I.QueryData((np.arange(v),), (ap,), (hit,), query_rank5=(r5b,), query_rank10=(r5a,),
+                    query_inp=(ap,))
+    pair = I.seed_query_bootstrap(a, b)
+    assert pair["rank5"].delta == pytest.approx(50.0) and pair["rank5"].low > 30
+    assert pair["rank10"].delta == 0.0 and pair["rank10"].width == 0.0
+    assert pair.get("mINP").delta == 0.0
+    assert I.verdict(+1, pair["rank5"]) == "reproduced"
+    path = I.remember_query_file(tmp_path, a)
+    I.flush_query_files([path])
+    back = I.load_query_file(path)
+    assert back.fields().keys() == a.fields().keys()
+    old = I.QueryData((np.arange(v),), (ap,), (hit,))               # rank-1 and AP only
+    p2 = I.seed_query_bootstrap(old, b)
+    assert p2.get("rank5") is None and p2.get("mAP") is not None
+    with pytest.raises(KeyError):
+        p2["rank10"]

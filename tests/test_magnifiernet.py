@@ -57,15 +57,15 @@ SMOKE = {**CLASS, "backbone": "resnet18", "batch_size": 16, "epochs": 1, "height
          "stage1_epochs": 1, "stage1_milestones": (), "stage2_epochs": 1,
          "synthetic_size": "smoke", "table2_rows": ("G", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
          "warmup_epochs": 0, "width": 32, "workers": 0}
-QUICK = {**CLASS, "backbone": "resnet18", "batch_size": 32, "epochs": 6, "height": 128,
+QUICK = {**CLASS, "backbone": "resnet18", "batch_size": 32, "epochs": 6, "height": 64,
          "k_hats": (4,), "max_test_pids": 100, "n_figure_images": 4, "parts_source": "labels",
          "pretrained": "auto", "random_erasing": 0.0,
          "real_quick": {"fig4": False, "k_hats": (), "sd_control": False,
                         "table2_rows": ("G", "G+M+SAB+SFB+SD")},
-         "stage1_epochs": 1, "stage1_iters": 25, "stage1_lr": 0.001, "stage1_milestones": (),
-         "stage2_epochs": 1, "stage2_iters": 8, "stage2_lr": 3.5e-05,
+         "stage1_epochs": 1, "stage1_iters": 30, "stage1_lr": 0.001, "stage1_milestones": (),
+         "stage2_epochs": 1, "stage2_iters": 10, "stage2_lr": 3.5e-05, "seeds": 2,
          "table2_rows": ("G", "G+M+SAB", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
-         "warmup_epochs": 0, "width": 64, "workers": 2}
+         "warmup_epochs": 0, "width": 32, "workers": 2}
 
 
 def _tuples(v):
@@ -92,7 +92,7 @@ def test_config_deviations_and_unknown_settings():
     dev = {d.name: d for d in _cfg("quick").deviations()}
     assert (dev["backbone"].value, dev["backbone"].paper) == ("resnet18", "resnet50")
     assert (dev["random_erasing"].value, dev["random_erasing"].paper) == (0.0, 0.5)
-    assert dev["stage1_iters"].value == 25 and dev["stage1_iters"].reason
+    assert dev["stage1_iters"].value == 30 and dev["stage1_iters"].reason
     assert all(d.reason for d in dev.values()), [d.name for d in dev.values() if not d.reason]
     assert all(d.reason for d in _cfg("smoke").deviations())
     with pytest.raises(ValueError, match="unknown setting"):
@@ -172,11 +172,11 @@ def test_stage_paper_recipe():
 
 def test_stage_quick_and_smoke_caps():
     cfg = _cfg("quick")
-    s1 = mn.stage(cfg, 1, 2079)                # 2079 // 32 = 64 batches, cut to 25
-    assert (s1.iters_per_epoch, s1.epochs, s1.iters) == (64, 1, 25)
-    assert abs(s1.iters / s1.iters_per_epoch - 25 / 64) < 1e-12
-    assert s1.iter_cap == 25
-    assert (mn.stage(cfg, 2, 2079).iters, mn.stage(cfg, 2, 2079).lr) == (8, 3.5e-5)
+    s1 = mn.stage(cfg, 1, 2079)                # 2079 // 32 = 64 batches, cut to 30
+    assert (s1.iters_per_epoch, s1.epochs, s1.iters) == (64, 1, 30)
+    assert abs(s1.iters / s1.iters_per_epoch - 30 / 64) < 1e-12
+    assert s1.iter_cap == 30
+    assert (mn.stage(cfg, 2, 2079).iters, mn.stage(cfg, 2, 2079).lr) == (10, 3.5e-5)
     smoke = _cfg("smoke")
     s = mn.stage(smoke, 2, 100)                # 100 // 16 = 6 batches, max_iters 4
     assert (s.epochs, s.iters) == (1, 4) and "max_iters" in s.describe(100)
@@ -446,7 +446,7 @@ def test_deviations_empty_at_paper_profile():
     dev = [str(d) for d in _cfg("quick").deviations()]
     assert any(d.startswith("backbone = 'resnet18' (paper: 'resnet50')") for d in dev)
     assert any(d.startswith("random_erasing = 0.0 (paper: 0.5)") for d in dev)
-    assert any(d.startswith("stage1_iters = 25 (paper: None)") for d in dev)
+    assert any(d.startswith("stage1_iters = 30 (paper: None)") for d in dev)
 
 
 def test_describe_recipe_reads_the_loader_values():

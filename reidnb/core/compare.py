@@ -187,9 +187,10 @@ def ablation_directions(cmp: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
     The interval of ``measured_delta`` comes from the per-query files of both rows
     (``eval_file``; :func:`reidnb.core.intervals.seed_query_bootstrap`: paired bootstrap
     over queries, with one seed per variant, else bootstrap over seeds and queries;
-    ``n_boot`` resamples, generator ``seed``, coverage ``level``). Only rank1 and mAP have
-    per-query values; other metrics, rows of older CSVs and runs without per-query arrays
-    get ``verdict = "inconclusive (no per-query data)"`` and NaN bounds.
+    ``n_boot`` resamples, generator ``seed``, coverage ``level``). rank1, rank5, rank10,
+    mAP and mINP have per-query values; other metrics (error rates), rows of older CSVs and
+    runs without per-query arrays get ``verdict = "inconclusive (no per-query data)"`` and
+    NaN bounds.
 
     Args:
         cmp: :func:`compare` or :func:`compare_all` output.
@@ -266,7 +267,7 @@ def _interval(row: pd.Series, ref: pd.Series, metric: str, cache: dict,
         pair = _iv.pair_intervals(a, b, **kw)
     except ValueError as e:
         raise ValueError(f"{row['eval_file']} vs {ref['eval_file']}: {e}") from e
-    return None if pair is None else pair[metric]
+    return None if pair is None else pair.get(metric)
 
 
 def pair_verdicts(a: object, b: object, paper_deltas: dict[str, float], *,
@@ -279,7 +280,7 @@ def pair_verdicts(a: object, b: object, paper_deltas: dict[str, float], *,
     Args:
         a, b: runs or seed groups (:func:`reidnb.core.intervals.query_data_of`: ``Run``,
             an object with ``runs``, or with ``stage2``).
-        paper_deltas: metric (``rank1``/``mAP``; others get no interval) -> published
+        paper_deltas: metric (``rank1``, ``rank5``, ``rank10``, ``mAP``, ``mINP``) -> published
             difference a minus b in percent points (its sign is the paper's direction).
         setting: evaluation setting. n_boot, seed, level: as
             :func:`reidnb.core.intervals.seed_query_bootstrap`.
@@ -296,7 +297,7 @@ def pair_verdicts(a: object, b: object, paper_deltas: dict[str, float], *,
     seeds = f"{len(_iv._seed_runs(a))} vs {len(_iv._seed_runs(b))}"
     out = {}
     for metric, dp in paper_deltas.items():
-        iv = pair[metric] if pair is not None and metric in _iv.METRIC_FIELDS else None
+        iv = pair.get(metric) if pair is not None else None
         out[metric] = dict(ci_low=np.nan if iv is None else iv.low,
                            ci_high=np.nan if iv is None else iv.high, seeds=seeds,
                            verdict=_iv.verdict(dp, iv))

@@ -53,6 +53,8 @@ What the loop does (DESIGN.md "Engine"):
   statistics of :func:`distance_stats` on L2-normalised ``outputs["embeddings"]``
   (001 Fig. 1): ``d_intra``, ``d_inter_min``, ``d_inter_mean`` (NaN for a batch without a
   positive pair or a model output without ``embeddings``).
+* **Time split.** Batch waits (+ device copy) and steps (+ history, callbacks) are added
+  to ``data`` and ``train`` of :data:`reidnb.core.timing.LEDGER`.
 """
 from __future__ import annotations
 
@@ -77,6 +79,7 @@ from .checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_KEYS, CHECKPOINT_VERSION,
                          CheckpointError, _short, read_checkpoint, rng_state, set_rng_state)
 from .distributed import ShardedBatchSampler, env_world_size, init_from_env
 from .stages import WarmupMultiStepLR, epochs_to_iters, lr_factor  # noqa: F401
+from .timing import LEDGER
 from .utils import atomic_path, progress_bar_class, resolve_device, seed_everything
 
 __all__ = ["Trainer", "CheckpointError", "WarmupMultiStepLR", "ShardedBatchSampler",
@@ -466,10 +469,11 @@ class Trainer:
             bar = tqdm(total=total, desc=f"epoch {epoch + 1}/{epochs or '?'}", leave=False,
                        disable=not self.progress or self.rank != 0, dynamic_ncols=True)
             stopped, n_done = False, 0
-            t_prev = time.perf_counter()
+            t_prev = t_wait = time.perf_counter()
             try:
                 for batch in batches:
-                    batch = self._to_device(batch)
+                    batch, t_got = self._to_device(batch), time.perf_counter()
+                    LEDGER.add("data", t_got - t_wait)
                     lr = self.optimizer.param_groups[0]["lr"]
                     vals = self._step(batch, epoch)
                     self.scheduler.step()
@@ -482,7 +486,8 @@ class Trainer:
                         self._hist[c].append(v)
                     for cb in self.callbacks:
                         cb.on_step(self, dict(zip(self._columns, row)))
-                    t_prev = now
+                    t_prev, t_wait = now, time.perf_counter()
+                    LEDGER.add("train", t_wait - t_got)   # step, history, callbacks
                     self.iteration += 1
                     self.epoch_iter += 1
                     n_done += 1

@@ -29,7 +29,8 @@ Per-query files
 A results row (``reidnb.core.results``) points to its per-query arrays with the column
 ``eval_file``: ``results/<notebook>/q-<sha1>.npz`` (relative to ``output_dir`` in the CSV),
 holding for each seed ``i``: ``query_index/<i>`` int64 [V], ``query_ap/<i>`` float64 [V]
-(0..1), ``query_rank1/<i>`` float64 [V] (0/1). :func:`query_data_of` extracts them from a
+(0..1), ``query_rank1/<i>`` float64 [V] (0/1), and where measured ``query_rank5/<i>``,
+``query_rank10/<i>`` (0/1) and ``query_inp/<i>`` (0..1). :func:`query_data_of` extracts them from a
 run, :func:`remember_query_file` holds them until ``write_results`` writes them
 (:func:`flush_query_files`), :func:`load_query_file` reads them back.
 """
@@ -55,7 +56,11 @@ __all__ = ["Interval", "PairIntervals", "QueryData", "paired_bootstrap", "seed_q
 VERDICTS: tuple[str, ...] = ("reproduced", "contradicted", "inconclusive")
 NO_DATA = "inconclusive (no per-query data)"
 #: Metric (percent) -> per-query field whose mean (x 100) is that metric.
-METRIC_FIELDS: dict[str, str] = {"rank1": "query_rank1", "mAP": "query_ap"}
+METRIC_FIELDS: dict[str, str] = {"rank1": "query_rank1", "rank5": "query_rank5",
+                                 "rank10": "query_rank10", "mAP": "query_ap",
+                                 "mINP": "query_inp"}
+#: The per-query fields besides rank-1 and AP (absent in files written before them).
+_OPTIONAL: tuple[str, ...] = ("query_rank5", "query_rank10", "query_inp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,12 +100,22 @@ class Interval:
 
 
 class PairIntervals(tuple):
-    """``(rank1, mAP)``: the :class:`Interval` of each metric (named fields)."""
+    """``(rank1, mAP)``: the :class:`Interval` of each metric (named fields), plus those of
+    rank-5, rank-10 and mINP when both variants have their per-query values
+    (``pair["rank5"]``; :meth:`get` gives None for a metric without)."""
 
-    __slots__ = ()
+    def __new__(cls, rank1: Interval, mAP: Interval, **more: Interval):
+        self = super().__new__(cls, (rank1, mAP))
+        self.more = dict(more)
+        return self
 
-    def __new__(cls, rank1: Interval, mAP: Interval):
-        return super().__new__(cls, (rank1, mAP))
+    def get(self, metric: str) -> Interval | None:
+        """The interval of ``metric`` (``rank1``, ``rank5``, ``rank10``, ``mAP``,
+        ``mINP``), or None when it was not measured per query."""
+        try:
+            return self[metric]
+        except KeyError:
+            return None
 
     @property
     def rank1(self) -> Interval:
@@ -112,7 +127,8 @@ class PairIntervals(tuple):
 
     def __getitem__(self, key):     # also by metric name
         if isinstance(key, str):
-            return {"rank1": tuple.__getitem__(self, 0), "mAP": tuple.__getitem__(self, 1)}[key]
+            named = {"rank1": tuple.__getitem__(self, 0), "mAP": tuple.__getitem__(self, 1)}
+            return named[key] if key in named else self.more[key]
         return tuple.__getitem__(self, key)
 
 
@@ -124,29 +140,42 @@ class QueryData:
         query_index: tuple of int64 [V] arrays (valid queries, rows of the distance matrix).
         query_ap: tuple of float64 [V] arrays, AP of each query in 0..1.
         query_rank1: tuple of float64 [V] arrays, rank-1 hit 0/1.
+        query_rank5, query_rank10, query_inp: the same for the rank-5 / rank-10 hit and
+            the inverse negative penalty; ``()`` when not known for every seed.
     """
 
     query_index: tuple
     query_ap: tuple
     query_rank1: tuple
+    query_rank5: tuple = ()
+    query_rank10: tuple = ()
+    query_inp: tuple = ()
 
     @property
     def seeds(self) -> int:
         return len(self.query_ap)
 
+    def fields(self) -> dict[str, tuple]:
+        """Per-query field -> one array per seed, for every metric field present."""
+        return {f: getattr(self, f) for f in ("query_rank1", "query_ap", *_OPTIONAL)
+                if len(getattr(self, f)) == self.seeds}
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         out = {}
-        for i, (qi, ap, r1) in enumerate(zip(self.query_index, self.query_ap, self.query_rank1)):
-            out[f"query_index/{i}"] = np.asarray(qi, dtype=np.int64)
-            out[f"query_ap/{i}"] = np.asarray(ap, dtype=np.float64)
-            out[f"query_rank1/{i}"] = np.asarray(r1, dtype=np.float64)
+        for f, per_seed in {"query_index": self.query_index, **self.fields()}.items():
+            dtype = np.int64 if f == "query_index" else np.float64
+            for i, v in enumerate(per_seed):
+                out[f"{f}/{i}"] = np.asarray(v, dtype=dtype)
         return out
 
     @classmethod
     def concat(cls, parts: Sequence["QueryData"]) -> "QueryData":
-        """The seeds of several :class:`QueryData` as one."""
+        """The seeds of several :class:`QueryData` as one (an optional field only when
+        every part has it)."""
+        opt = {f: sum((getattr(p, f) for p in parts), ()) for f in _OPTIONAL
+               if all(len(getattr(p, f)) == p.seeds for p in parts)}
         return cls(sum((p.query_index for p in parts), ()), sum((p.query_ap for p in parts), ()),
-                   sum((p.query_rank1 for p in parts), ()))
+                   sum((p.query_rank1 for p in parts), ()), **opt)
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -195,7 +224,8 @@ def _resample_weights(n: int, n_boot: int, seed: tuple) -> np.ndarray:
 
 def seed_query_bootstrap(a: QueryData, b: QueryData, *, n_boot: int = 1000, seed: int = 0,
                          level: float = 0.95) -> PairIntervals:
-    """95 % intervals of rank-1 and mAP differences (a minus b) over seeds *and* queries.
+    """95 % intervals of rank-1 and mAP differences (a minus b) over seeds *and* queries
+    (and of rank-5, rank-10 and mINP when both have those per-query values).
 
     Method (module docstring): per resample, ``S_a`` seeds of a and ``S_b`` of b drawn with
     replacement (independently), one resample of the V queries shared by both; statistic =
@@ -210,7 +240,8 @@ def seed_query_bootstrap(a: QueryData, b: QueryData, *, n_boot: int = 1000, seed
         level: coverage in (0, 1).
 
     Returns:
-        :class:`PairIntervals` (rank1, mAP), percent points.
+        :class:`PairIntervals` (rank1, mAP; rank5, rank10, mINP by name when measured),
+        percent points.
 
     Raises:
         ValueError: no seeds, different query sets (named), mismatched array lengths,
@@ -224,25 +255,27 @@ def seed_query_bootstrap(a: QueryData, b: QueryData, *, n_boot: int = 1000, seed
     if not 0.0 < float(level) < 1.0:
         raise ValueError(f"seed_query_bootstrap: level={level} must be in (0, 1)")
     idx = list(a.query_index) + list(b.query_index)
-    _, (ap, r1) = _align(idx, [list(a.query_ap) + list(b.query_ap),
-                               list(a.query_rank1) + list(b.query_rank1)], "paired bootstrap")
-    sa, sb, v = a.seeds, b.seeds, ap.shape[1]
+    fa, fb = a.fields(), b.fields()
+    names = [m for m, f in METRIC_FIELDS.items() if f in fa and f in fb]
+    _, arrays = _align(idx, [list(fa[METRIC_FIELDS[m]]) + list(fb[METRIC_FIELDS[m]])
+                             for m in names], "paired bootstrap")
+    sa, sb, v = a.seeds, b.seeds, arrays[0].shape[1]
     qw = _resample_weights(v, int(n_boot), (seed, 1))                      # [B, V]
     wa = _resample_weights(sa, int(n_boot), (seed, 2))                     # [B, Sa]
     wb = _resample_weights(sb, int(n_boot), (seed, 3))                     # [B, Sb]
     lo_q, hi_q = 50.0 * (1.0 - level), 50.0 * (1.0 + level)
     method = ("paired bootstrap over queries" if sa == sb == 1 else
               "bootstrap over seeds (each variant) and queries (shared)")
-    out = []
-    for x in (r1, ap):
+    out = {}
+    for name, x in zip(names, arrays):
         per = qw @ x.T                                                     # [B, Sa+Sb]
         stat = (per[:, :sa] * wa).sum(1) - (per[:, sa:] * wb).sum(1)
         delta = float(x[:sa].mean() - x[sa:].mean())
         lo, hi = np.percentile(stat, [lo_q, hi_q])
-        out.append(Interval(delta=100.0 * delta, low=100.0 * float(lo), high=100.0 * float(hi),
-                            level=float(level), n_boot=int(n_boot), n_queries=int(v),
-                            seeds_a=sa, seeds_b=sb, method=method))
-    return PairIntervals(*out)
+        out[name] = Interval(delta=100.0 * delta, low=100.0 * float(lo), high=100.0 * float(hi),
+                             level=float(level), n_boot=int(n_boot), n_queries=int(v),
+                             seeds_a=sa, seeds_b=sb, method=method)
+    return PairIntervals(out.pop("rank1"), out.pop("mAP"), **out)
 
 
 def paired_bootstrap(a_ap: Any, a_hit: Any, b_ap: Any, b_hit: Any, *, a_index: Any = None,
@@ -303,6 +336,8 @@ def verdict(paper_delta_sign: float, interval: Interval | None) -> str:
 # --------------------------------------------------------------------------- per-query data
 def _seed_runs(run: Any) -> list[Any]:
     runs = getattr(run, "runs", None)
+    if runs is None and getattr(run, "stage2", None) is not None:   # SAL SettingRun
+        runs = getattr(run.stage2, "runs", None)
     return list(runs) if runs is not None and not isinstance(runs, (str, bytes)) else [run]
 
 
@@ -319,8 +354,8 @@ def query_data_of(run: Any, setting: str = "single-query") -> QueryData | None:
 
     Args:
         run: a ``Run`` (``run.result.results[setting]`` a ``RankResult``), an object with
-            ``runs`` (a seed group, e.g. bcloss ``SeedMean``: one entry per seed) or with
-            ``stage2`` (its result is used).
+            ``runs`` (a seed group, :class:`reidnb.core.runs.SeedGroup`: one entry per
+            seed) or with ``stage2`` (its result, or its seeds' results, are used).
         setting: evaluation setting, e.g. ``"single-query"``.
 
     Returns:
@@ -332,7 +367,9 @@ def query_data_of(run: Any, setting: str = "single-query") -> QueryData | None:
         fields = [getattr(rank, f, None) for f in ("query_index", "query_ap", "query_rank1")]
         if rank is None or any(f is None for f in fields):
             return None
-        parts.append(QueryData(*[(np.asarray(f),) for f in fields]))
+        opt = {f: (np.asarray(getattr(rank, f)),) for f in _OPTIONAL
+               if getattr(rank, f, None) is not None}
+        parts.append(QueryData(*[(np.asarray(f),) for f in fields], **opt))
     return QueryData.concat(parts) if parts else None
 
 
@@ -402,7 +439,9 @@ def load_query_file(path: str | Path) -> QueryData | None:
     except KeyError as e:
         raise ValueError(f"{p}: per-query npz lacks {e}; expected query_index/<i>, "
                          "query_ap/<i>, query_rank1/<i> for every seed i") from None
-    return QueryData(*fields) if n else None
+    opt = {f: tuple(arrays[f"{f}/{i}"] for i in range(n)) for f in _OPTIONAL
+           if all(f"{f}/{i}" in arrays for i in range(n))}
+    return QueryData(*fields, **opt) if n else None
 
 
 def pair_intervals(a: QueryData | None, b: QueryData | None, **kw: Any) -> PairIntervals | None:

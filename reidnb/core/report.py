@@ -34,6 +34,7 @@ import dataclasses
 import datetime as _dt
 import html
 import json
+import os
 import re
 import sys
 import tempfile
@@ -332,10 +333,27 @@ def _notebook_facts(run: NotebookRun, output_dir: Path) -> tuple[str, str, list[
     return profile, dataset or "(profile default)", lines, verdicts
 
 
-def write_index(runs: Sequence[NotebookRun], output_dir: Path, *, command: str = "") -> Path:
-    """Write ``<output_dir>/index.html``: one row per notebook (status, wall time, profile,
-    dataset, headline numbers, verdict counts of the published ablation directions, links to
-    its HTML and executed notebook). Atomic."""
+def _split_text(run: NotebookRun, output_dir: Path) -> str:
+    """``data 12 · train 250 · eval 31 · other 20 s`` from the notebook's fresh
+    ``results/<name>.time.json`` (:func:`reidnb.core.timing.write_split`), else ``""``."""
+    from .timing import PHASES
+
+    path = output_dir / "results" / f"{run.name}.time.json"
+    if not _fresh(path, run.started):
+        return ""
+    try:
+        split = json.loads(path.read_text(encoding="utf-8"))
+        return " · ".join(f"{p} {float(split[p]):.0f}" for p in PHASES) + " s"
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"(unreadable {path.name})"
+
+
+def write_index(runs: Sequence[NotebookRun], output_dir: Path, *, command: str = "",
+                reference: str = "") -> Path:
+    """Write ``<output_dir>/index.html``: one row per notebook (status, wall time and its
+    split into data / train / eval / other, profile, dataset, headline numbers, verdict
+    counts of the published ablation directions, links to its HTML and executed notebook),
+    the total wall time and ``reference`` (the machine's reference speed, in words). Atomic."""
     colours = {"ok": "#2e7d32", "failed": "#c62828", "not run": "#757575"}
     rows = []
     for r in runs:
@@ -346,6 +364,7 @@ def write_index(runs: Sequence[NotebookRun], output_dir: Path, *, command: str =
             name = f'<a href="html/{html.escape(r.html.name)}">{name}</a>'
         links = (f'<a href="executed/{html.escape(r.executed.name)}">ipynb</a>'
                  if r.executed is not None and r.executed.exists() else "")
+        split = _split_text(r, output_dir) if r.status != "not run" else ""
         heads = "<br>".join(html.escape(s) for s in lines)
         if r.error:
             heads = f'<span class="err">{html.escape(r.error)}</span>' + (
@@ -353,10 +372,16 @@ def write_index(runs: Sequence[NotebookRun], output_dir: Path, *, command: str =
         rows.append(
             f"<tr><td>{name}</td><td style=\"color:{colours.get(r.status, '#000')}\">"
             f"<b>{html.escape(r.status)}</b></td>"
-            f"<td>{'' if r.seconds is None else f'{r.seconds:.1f} s'}</td>"
+            f"<td>{'' if r.seconds is None else f'{r.seconds:.1f} s'}"
+            f"{'<br><small>' + html.escape(split) + '</small>' if split else ''}</td>"
             f"<td>{html.escape(profile)}</td><td>{html.escape(dataset)}</td>"
             f"<td>{heads}</td><td>{html.escape(verdicts)}</td><td>{links}</td></tr>")
     stamp = _dt.datetime.now().isoformat(timespec="seconds")
+    total = sum(r.seconds or 0.0 for r in runs)
+    timing = (f"<p>Total wall time {total / 60:.1f} min"
+              + (f" on a machine whose reference speed is {html.escape(reference)}" if reference
+                 else "") + ". Times carry to another machine by the ratio of reference speeds "
+              "(<code>python -m reidnb bench</code>).</p>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>reidnb report</title>
 <style>
@@ -373,8 +398,9 @@ image size, data, seeds); numbers on synthetic data are not comparable with the 
 ones (see 05_summary). Verdicts: a published direction (paper: A better than B) is
 reproduced or contradicted when the 95% bootstrap interval of the measured difference
 excludes 0 on that side or the other, else inconclusive.</p>
+{timing}
 <table>
-<tr><th>notebook</th><th>status</th><th>wall time</th><th>profile</th><th>dataset</th>
+<tr><th>notebook</th><th>status</th><th>wall time (split)</th><th>profile</th><th>dataset</th>
 <th>headline numbers (percent)</th><th>ablation verdicts</th><th>executed</th></tr>
 {chr(10).join(rows)}
 </table></body></html>
@@ -402,6 +428,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                              "Python/YAML literal, e.g. -p seed=1 -p max_iters=20")
     parser.add_argument("--notebooks-dir", default=str(PROJECT_ROOT / "notebooks"),
                         help="folder of the NN_*.ipynb notebooks (default: the project's)")
+    parser.add_argument("--bench-seconds", type=float, default=None,
+                        help="seconds spent measuring the machine's reference speed before the "
+                             "notebooks run, quoted beside the times (0: skip; default 5, "
+                             "smoke profile 0)")
     parser.add_argument("--no-prompt", action="store_true",
                         help="leave the In [N]/Out [N] prompts out of the HTML")
     return parser
@@ -426,6 +456,24 @@ def _check_writable(folder: Path) -> None:
     except OSError as e:
         raise ReportError(f"--output-dir {folder} is not writable: {e.strerror or e}; "
                           "choose another folder") from None
+
+
+def _reference_text(args: argparse.Namespace) -> str:
+    """The machine's reference speed (:func:`reidnb.core.bench.reference_speed`, measured
+    for ``args.bench_seconds`` on the report's device) in words, printed now; ``""`` when
+    skipped."""
+    seconds = getattr(args, "bench_seconds", None)
+    seconds = float((0.0 if args.profile == "smoke" else 5.0) if seconds is None else seconds)
+    if seconds <= 0:
+        return ""
+    from .bench import reference_speed
+
+    speed = reference_speed(seconds, device=args.device or "auto", threads=2)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    text = (f"{speed:.0f} img/s (ResNet-18 training step at 64x32, batch 64, 2 threads, "
+            f"{os.cpu_count()} CPUs, 1-min load {load:.1f} before the run)")
+    print(f"reference speed: {text}", flush=True)
+    return text
 
 
 def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None, *,
@@ -480,6 +528,7 @@ def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None, *
         return 2
     print(f"reidnb report: {len(selected)} notebook(s), profile {args.profile}, "
           f"output {output_dir}", flush=True)
+    reference = _reference_text(args)
     runs: list[NotebookRun] = []
     interrupted = False
     try:
@@ -491,7 +540,7 @@ def run_from_args(args: argparse.Namespace, argv: Sequence[str] | None = None, *
             if r.status == "running":
                 r.status, r.error = "failed", f"notebook {r.name} interrupted (Ctrl-C)"
     command = "python -m reidnb report " + " ".join(argv or [])
-    index = write_index(runs, output_dir, command=command.strip())
+    index = write_index(runs, output_dir, command=command.strip(), reference=reference)
     print(f"index: {index}", flush=True)
     if interrupted:
         print("error: interrupted; index.html lists what ran", file=sys.stderr)

@@ -42,7 +42,7 @@ import pandas as pd
 
 from .utils import atomic_path, atomic_write_text, read_npz
 
-__all__ = ["Run", "RunDir", "RunCacheError", "RunBusyError", "run_key", "safe_name"]
+__all__ = ["Run", "SeedGroup", "RunDir", "RunCacheError", "RunBusyError", "run_key", "safe_name"]
 
 
 class RunCacheError(RuntimeError):
@@ -130,6 +130,57 @@ class Run:
         return {"rank1": 100 * float(r.cmc[0]), "rank5": 100 * float(r.cmc[4]),
                 "rank10": 100 * float(r.cmc[9]), "mAP": 100 * float(r.mAP),
                 "mINP": 100 * float(r.mINP)}
+
+
+@dataclasses.dataclass(frozen=True)
+class SeedGroup:
+    """One variant trained with several seeds, seen as one run.
+
+    ``metrics(setting)`` is the mean over the seeds of ``Run.metrics`` (percent);
+    ``train_seconds``, ``eval_seconds`` and ``seconds`` are summed over the seeds; every
+    other attribute (``model``, ``history``, ``result``, ``name``, ``key``, ...) is the
+    first seed's, so figures and per-run code keep working on one model. The per-query
+    intervals (:mod:`reidnb.core.intervals`) read every seed through ``runs``.
+
+    Attributes:
+        runs: the seeds' runs (:class:`Run` or alike), first seed first.
+
+    Raises:
+        ValueError: (at construction) no runs.
+    """
+
+    runs: tuple
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise ValueError("SeedGroup needs at least one run")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.runs[0], name)
+
+    def metrics(self, setting: str = "single-query") -> dict[str, float]:
+        """Mean over the seeds of each metric (percent).
+
+        Raises:
+            KeyError: a seed lacks the setting (from ``Run.metrics``).
+        """
+        per = [r.metrics(setting) for r in self.runs]
+        return {k: float(np.mean([m[k] for m in per])) for k in per[0]}
+
+    @property
+    def train_seconds(self) -> float:
+        return float(sum(r.train_seconds for r in self.runs))
+
+    @property
+    def eval_seconds(self) -> float:
+        return float(sum(r.eval_seconds for r in self.runs))
+
+    @property
+    def seconds(self) -> float:
+        """Training + evaluation wall time summed over the seeds (seconds)."""
+        return float(sum(r.seconds for r in self.runs))
 
 
 class RunDir:

@@ -103,6 +103,14 @@ def _flip_batch(batch: Mapping[str, Any]) -> dict:
             for k, v in batch.items()}
 
 
+def _with_flips(batch: Mapping[str, Any], n: int) -> dict:
+    """The batch followed by its horizontal flip (tensors with ``n`` rows doubled; image-like
+    ones, >= 3 dims, mirrored in the second half)."""
+    flipped = _flip_batch(batch)
+    return {k: (torch.cat([v, flipped[k]]) if isinstance(v, torch.Tensor) and v.ndim >= 1
+                and v.shape[0] == n else v) for k, v in batch.items()}
+
+
 def _forward(model: torch.nn.Module, batch: Mapping[str, Any],
              input_fn: Callable | None) -> torch.Tensor:
     x = batch["img"] if input_fn is None else input_fn(batch)
@@ -158,10 +166,12 @@ def extract_features(model: torch.nn.Module, loader: Any, device: Any = None, *,
                         raise KeyError(f"batch has no {key!r}; keys: {sorted(batch)}")
                 b = {k: (v.to(dev, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                      for k, v in batch.items()}
-                f = _forward(model, b, input_fn)
-                if flip:
-                    f = (f + _forward(model, _flip_batch(b), input_fn)) / 2
                 n = len(batch["pid"])
+                if flip:   # one forward over the batch and its mirror image
+                    f = _forward(model, _with_flips(b, n), input_fn)
+                    f = (f[:n] + f[n:]) / 2 if f.shape[0] == 2 * n else f
+                else:
+                    f = _forward(model, b, input_fn)
                 if f.shape[0] != n:
                     raise TypeError(f"model returned {f.shape[0]} features for a batch of {n}")
                 feats.append(f.float().cpu())
@@ -283,8 +293,9 @@ class EvalResult:
         - ``settings``: str array of the setting names, in the order of ``results``.
         - per setting ``s``: ``results/<s>/cmc`` float64 [max_rank], ``results/<s>/mAP``
           and ``results/<s>/mINP`` 0-d float64, and ``results/<s>/query_ap`` (float64),
-          ``results/<s>/query_index`` (int64), ``results/<s>/query_rank1`` (float64), each
-          [V], when the :class:`RankResult` has them.
+          ``results/<s>/query_index`` (int64), ``results/<s>/query_rank1``,
+          ``query_rank5``, ``query_rank10``, ``query_inp`` (float64), each [V], when the
+          :class:`RankResult` has them.
 
         Returns:
             dict key -> np.ndarray; :meth:`from_arrays` inverts it exactly.
@@ -360,7 +371,8 @@ class EvalResult:
 
 
 #: Per-query fields of :class:`RankResult` that :meth:`EvalResult.to_arrays` saves.
-_QUERY_FIELDS = ("query_ap", "query_index", "query_rank1")
+_QUERY_FIELDS = ("query_ap", "query_index", "query_rank1", "query_rank5", "query_rank10",
+                 "query_inp")
 
 
 def _np(t: Any) -> np.ndarray:
@@ -442,7 +454,7 @@ def evaluate(model: torch.nn.Module, dataset: Any, transform: Callable | None, *
              normalize: bool = True, metric: str = "euclidean", multi_query: bool = False,
              rerank: bool = False, input_fn: Callable | None = None, load_mask: bool = False,
              load_parts: bool = False, max_rank: int = 50,
-             protocol: str = "market1501") -> EvalResult:
+             protocol: str = "market1501", memory: bool = False) -> EvalResult:
     """Extract query / gallery features of ``dataset`` with ``model`` and evaluate them.
 
     Args:
@@ -456,6 +468,9 @@ def evaluate(model: torch.nn.Module, dataset: Any, transform: Callable | None, *
             query's index to the gt_bbox records of its identity and camera; their mean
             feature replaces the query's, :func:`multi_query_features`).
         rerank: also evaluate with k-reciprocal re-ranking.
+        memory: decode the images once per process into memory at the size of
+            ``transform`` (:mod:`reidnb.data.memory`; later evaluations of the same records
+            reuse them) instead of decoding them at every evaluation.
         load_mask, load_parts, input_fn: for models with extra inputs (MaskReID,
             MagnifierNet), passed to ``ImageDataset`` / :func:`extract_features`.
         Other arguments: see :func:`evaluate_features`.
@@ -463,10 +478,26 @@ def evaluate(model: torch.nn.Module, dataset: Any, transform: Callable | None, *
     Returns:
         :class:`EvalResult`; ``summary()`` gives the table in percent.
 
+    The seconds it takes are added to ``eval`` of :data:`reidnb.core.timing.LEDGER`.
+
     Raises:
         ValueError: ``multi_query`` on a dataset with no multi-query groups, or a query
             without one (names it); errors of :func:`evaluate_features`.
     """
+    from reidnb.core.timing import phase
+
+    with phase("eval"):
+        return _evaluate(model, dataset, transform, device=device, batch_size=batch_size,
+                         workers=workers, flip=flip, normalize=normalize, metric=metric,
+                         multi_query=multi_query, rerank=rerank, input_fn=input_fn,
+                         load_mask=load_mask, load_parts=load_parts, max_rank=max_rank,
+                         protocol=protocol, memory=memory)
+
+
+def _evaluate(model, dataset, transform, *, device, batch_size, workers, flip, normalize,
+              metric, multi_query, rerank, input_fn, load_mask, load_parts, max_rank,
+              protocol, memory) -> EvalResult:
+    """:func:`evaluate` without the timing."""
     from torch.utils.data import DataLoader
 
     from reidnb.data.datasets import ImageDataset
@@ -474,7 +505,20 @@ def evaluate(model: torch.nn.Module, dataset: Any, transform: Callable | None, *
 
     dev = _model_device(model) if device is None else resolve_device(device)
 
+    size = (getattr(transform, "height", None), getattr(transform, "width", None))
+    if memory and None in size:
+        raise ValueError(f"memory=True needs a transform with height and width, got "
+                         f"{transform!r}")
+
     def features(records) -> Features:
+        if memory:
+            from reidnb.data.memory import BatchTransform, MemoryDataset
+
+            ds = MemoryDataset(records, *size, load_mask=load_mask, load_parts=load_parts,
+                               workers=workers)
+            loader = DataLoader(ds, batch_size=batch_size, shuffle=False,
+                                collate_fn=BatchTransform(False), pin_memory=dev.type == "cuda")
+            return extract_features(model, loader, dev, flip=flip, input_fn=input_fn)
         ds = ImageDataset(records, transform, load_mask=load_mask, load_parts=load_parts)
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
                             pin_memory=dev.type == "cuda")

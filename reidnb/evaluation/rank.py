@@ -40,7 +40,7 @@ class RankResult(NamedTuple):
 
     ``cmc``, ``mAP`` and ``mINP`` are the first three fields (``r[:3]``, ``r.cmc``, ...);
     the per-query arrays (for paired tests such as a bootstrap over queries) follow with
-    default None, so ``RankResult(cmc, mAP, mINP)`` still builds one. With five fields a
+    default None, so ``RankResult(cmc, mAP, mINP)`` still builds one. With more fields a
     three-name unpacking ``cmc, mAP, mINP = r`` no longer works: use ``r[:3]``.
 
     Attributes:
@@ -56,6 +56,10 @@ class RankResult(NamedTuple):
         query_rank1: float64 [V], rank-1 hit of each valid query: 1.0 / 0.0 (Market-1501
             protocol: the first kept gallery image is a true match), or the fraction of
             the draws with a rank-1 hit (CUHK03 protocol); ``mean == cmc[0]``.
+        query_rank5, query_rank10: float64 [V], the same for a true match within the first
+            5 / 10 (``mean == cmc[4]`` / ``cmc[9]``); None when ``max_rank`` is smaller.
+        query_inp: float64 [V], each query's inverse negative penalty (matches / rank of
+            the last match, fast-reid); ``mean == mINP``.
     """
 
     cmc: np.ndarray
@@ -64,6 +68,9 @@ class RankResult(NamedTuple):
     query_ap: np.ndarray | None = None
     query_index: np.ndarray | None = None
     query_rank1: np.ndarray | None = None
+    query_rank5: np.ndarray | None = None
+    query_rank10: np.ndarray | None = None
+    query_inp: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------ rank metrics
@@ -198,8 +205,9 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
 
     Returns:
         :class:`RankResult`: cmc float64 [max_rank], mAP, mINP as floats in [0, 1], and
-        always the per-query ``query_ap``, ``query_index``, ``query_rank1`` of the V valid
-        queries (float64 / int64 / float64 NumPy arrays [V]).
+        always the per-query ``query_ap``, ``query_index``, ``query_rank1``,
+        ``query_inp`` (and ``query_rank5`` / ``query_rank10`` when ``max_rank`` reaches
+        them) of the V valid queries (float64 / int64 / float64 NumPy arrays [V]).
 
     Raises:
         ValueError: shapes of ``distmat`` and the id arrays disagree (names the shapes), a
@@ -237,7 +245,8 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
     cmc_sum = np.zeros(max_rank, dtype=np.float64)        # cuhk03: summed per-query CMCs
     ap_sum = inp_sum = 0.0
     num_valid = 0
-    q_ap, q_idx, q_r1 = [], [], []                        # per-query arrays, per chunk
+    q_ap, q_idx, q_r1, q_inp = [], [], [], []            # per-query arrays, per chunk
+    q_rk: dict[int, list] = {k: [] for k in (5, 10) if k <= max_rank}
     for q0 in range(0, Q, B):
         d = dist[q0:q0 + B]
         lo, hi = torch.aminmax(d) if d.numel() else (torch.zeros(()), torch.zeros(()))
@@ -257,7 +266,9 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
         ap = torch.where(inside, j / r_v, torch.zeros_like(r_v)).sum(1) / n_v
         last = r_v.gather(1, (n[valid] - 1)[:, None]).squeeze(1)
         ap_sum += float(ap.sum())
-        inp_sum += float((n_v / last).sum())
+        inp = n_v / last
+        inp_sum += float(inp.sum())
+        q_inp.append(inp.cpu().numpy())
         num_valid += int(valid.sum())
         valid_np = valid.cpu().numpy()
         q_ap.append(ap.cpu().numpy())
@@ -265,18 +276,23 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
         if rng is None:
             first = ranks[valid][:, 0]
             q_r1.append((first == 1).cpu().numpy().astype(np.float64))
+            for k, lst in q_rk.items():
+                lst.append((first <= k).cpu().numpy().astype(np.float64))
             first = first[first <= max_rank].cpu().numpy()
             first_hist += np.bincount(first - 1, minlength=max_rank)[:max_rank]
         else:
             d_np = d.cpu().numpy()
-            r1 = []
+            per_q = []
             for b in np.flatnonzero(valid_np):
                 q = q0 + b
                 cmc_q = _cuhk03_cmc(d_np[b], q_pids[q], q_camids[q], g_camids, groups,
                                     rng, num_repeats, max_rank)
                 cmc_sum += cmc_q
-                r1.append(cmc_q[0])
-            q_r1.append(np.asarray(r1, dtype=np.float64))
+                per_q.append(cmc_q)
+            per_q = np.asarray(per_q, dtype=np.float64).reshape(-1, max_rank)
+            q_r1.append(per_q[:, 0])
+            for k, lst in q_rk.items():
+                lst.append(per_q[:, k - 1])
     if num_valid == 0:
         raise ValueError(
             f"no query has a true match in the gallery ({Q} queries, {G} gallery images; "
@@ -285,7 +301,10 @@ def evaluate_rank(distmat: Any, q_pids: Any, g_pids: Any, q_camids: Any, g_camid
     return RankResult(cmc=cmc, mAP=ap_sum / num_valid, mINP=inp_sum / num_valid,
                       query_ap=np.concatenate(q_ap).astype(np.float64),
                       query_index=np.concatenate(q_idx).astype(np.int64),
-                      query_rank1=np.concatenate(q_r1))
+                      query_rank1=np.concatenate(q_r1),
+                      query_rank5=np.concatenate(q_rk[5]) if 5 in q_rk else None,
+                      query_rank10=np.concatenate(q_rk[10]) if 10 in q_rk else None,
+                      query_inp=np.concatenate(q_inp).astype(np.float64))
 
 
 def _gallery_groups(g_pids: np.ndarray) -> dict:

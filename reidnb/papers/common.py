@@ -18,6 +18,8 @@ and evaluations, layers that ``core`` may not import (DESIGN.md: imports point d
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import hashlib
 import json
 import os
@@ -35,10 +37,11 @@ from torch.utils.data import DataLoader
 from ..core.config import RunConfig
 from ..core.distributed import SplitBatchSampler, barrier, is_main, rank_world
 from ..core.engine import HistoryCSV, TensorBoardLogger, Trainer
-from ..core.runs import Run, RunDir, run_key
+from ..core.runs import Run, RunDir, SeedGroup, run_key
 from ..core.stages import SAMPLERS, Stage, batches_per_epoch
 from ..core.utils import atomic_write_text, seed_everything
 from ..data.datasets import ImageDataset, ReIDDataset, load_dataset, subset_test, subset_train
+from ..data.memory import BatchTransform, MemoryDataset
 from ..data.samplers import AnchorRankingSampler, RandomIdentitySampler
 from ..data.transforms import build_transforms
 from ..evaluation import EvalResult, evaluate
@@ -124,6 +127,12 @@ def make_train_loader(cfg: RunConfig, dataset: ReIDDataset, *, sampler: str = "r
                       flip_p: float = 0.5) -> DataLoader:
     """DataLoader over ``dataset.train`` with the paper's batch scheme.
 
+    With ``cfg.memory_cache`` the images are decoded once into memory
+    (:class:`~reidnb.data.memory.MemoryDataset`) and each batch is augmented at once by its
+    ``collate_fn`` (:class:`~reidnb.data.memory.BatchTransform`, the same recipe) in the
+    main process (no workers); else :class:`ImageDataset` decodes every item with
+    ``cfg.workers`` workers.
+
     Args:
         sampler: ``"random"`` (shuffled images, 001's random batches), ``"pk"``
             (:class:`RandomIdentitySampler`, P x K with K = ``num_instances``) or
@@ -138,12 +147,18 @@ def make_train_loader(cfg: RunConfig, dataset: ReIDDataset, *, sampler: str = "r
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; expected one of {SAMPLERS}")
     bs = int(batch_size or cfg.batch_size)
-    tf = build_transforms(cfg.height, cfg.width, is_train=True, flip_p=flip_p, pad=pad,
-                          random_erasing=random_erasing)
-    data = ImageDataset(dataset.train, tf, load_mask=load_mask, load_parts=load_parts)
+    common: dict[str, Any] = dict(num_workers=cfg.workers, persistent_workers=False,
+                                  generator=torch.Generator().manual_seed(cfg.seed))
+    if getattr(cfg, "memory_cache", False):   # decoded once; whole batches augmented
+        data = MemoryDataset(dataset.train, cfg.height, cfg.width, load_mask=load_mask,
+                             load_parts=load_parts, workers=cfg.workers)
+        common.update(num_workers=0, collate_fn=BatchTransform(
+            True, flip_p=flip_p, pad=pad, random_erasing=random_erasing))
+    else:
+        tf = build_transforms(cfg.height, cfg.width, is_train=True, flip_p=flip_p, pad=pad,
+                              random_erasing=random_erasing)
+        data = ImageDataset(dataset.train, tf, load_mask=load_mask, load_parts=load_parts)
     pids = [r.pid for r in dataset.train]
-    common = dict(num_workers=cfg.workers, persistent_workers=False,
-                  generator=torch.Generator().manual_seed(cfg.seed))
     if sampler == "anchor":
         bsampler = AnchorRankingSampler(pids, batch_size=bs, num_pos=num_pos, seed=cfg.seed)
         return DataLoader(data, batch_sampler=bsampler, **common)
@@ -294,7 +309,8 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
                        eval_input_fn: Callable[[dict], Any] | None = None,
                        eval_load_mask: bool | None = None, eval_load_parts: bool = False,
                        multi_query: bool = False, rerank: bool = False,
-                       evaluate_model: bool = True, verbose: bool = True) -> Run:
+                       evaluate_model: bool = True, verbose: bool = True,
+                       seeds: int = 1) -> Run | SeedGroup:
     """Build ``model``, train it for one ``stage`` on ``dataset.train``, evaluate it.
 
     Args:
@@ -314,16 +330,37 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
         random_erasing: probability of random erasing (BoT: 0.5).
         multi_query, rerank: extra evaluation settings (Market-1501 MQ, re-ranking).
         evaluate_model: False skips the evaluation (stage-1 runs).
+        seeds: train this many seeds, ``cfg.seed``, ``cfg.seed + 1``, ... (the first keeps
+            ``name``, the others get ``-seed<s>``); an ``init`` that is itself a
+            :class:`~reidnb.core.runs.SeedGroup` gives seed i its i-th run (cycled; at
+            least as many seeds as it has), so a two-stage recipe repeats both stages per
+            seed; a single ``init`` is shared (the seeds then vary only this stage).
 
     Returns:
-        :class:`~reidnb.core.runs.Run`; ``source`` says whether it was trained now,
-        resumed or loaded finished from the store, ``eval_cached`` whether its evaluation
-        was loaded.
+        :class:`~reidnb.core.runs.Run` (``seeds`` 1; a :class:`SeedGroup` of them
+        otherwise); ``source`` says whether it was trained now, resumed or loaded finished
+        from the store, ``eval_cached`` whether its evaluation was loaded.
 
     Raises:
         ValueError: unknown sampler; errors of the Trainer, models and evaluation.
         reidnb.core.runs.RunCacheError: an unreadable file in the run's folder (named).
     """
+    if int(seeds) < 1:
+        raise ValueError(f"{name}: seeds must be >= 1, got {seeds!r}")
+    if int(seeds) > 1 or isinstance(init, SeedGroup):
+        inits = list(init.runs) if isinstance(init, SeedGroup) else [init]
+        seeds = max(int(seeds), len(inits))
+        # loss terms may hold trained state (centres): every seed starts from a fresh copy
+        terms = [losses] + [copy.deepcopy(losses) for _ in range(int(seeds) - 1)]
+        runs = tuple(train_and_evaluate(
+            dataclasses.replace(cfg, seed=int(cfg.seed) + i), dataset,
+            name=name if i == 0 else f"{name}-seed{int(cfg.seed) + i}", model=model,
+            losses=terms[i], stage=stage, model_kw=model_kw, init=inits[i % len(inits)],
+            load_mask=load_mask, load_parts=load_parts, random_erasing=random_erasing,
+            input_fn=input_fn, eval_input_fn=eval_input_fn, eval_load_mask=eval_load_mask,
+            eval_load_parts=eval_load_parts, multi_query=multi_query, rerank=rerank,
+            evaluate_model=evaluate_model, verbose=verbose) for i in range(int(seeds)))
+        return runs[0] if len(runs) == 1 else SeedGroup(runs)
     model_kw = dict(model_kw or {})
     if "backbone" not in model_kw and model != "maskreid":
         model_kw["backbone"] = cfg.backbone
@@ -334,6 +371,8 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
             "stage": {**stage.key(), "iters": iters}, "init": _init_key(init),
             "load_mask": load_mask, "load_parts": load_parts,
             "random_erasing": random_erasing}
+    if getattr(cfg, "memory_cache", False):   # another random draw of the same recipe
+        spec["memory_cache"] = True
     key = training_key(cfg, dataset, spec)
     store = RunDir(Path(cfg.output_dir) / "checkpoints" / cfg.notebook, name, key)
     if CACHE_ONLY["data_only"]:
@@ -407,7 +446,8 @@ def train_and_evaluate(cfg: RunConfig, dataset: ReIDDataset, *, name: str, model
                 result = evaluate(net, dataset, test_transform(cfg), device=cfg.device,
                                   batch_size=128, workers=cfg.workers, flip=cfg.eval_flip,
                                   multi_query=multi_query, rerank=rerank, input_fn=eval_in,
-                                  load_mask=eval_mask, load_parts=eval_load_parts)
+                                  load_mask=eval_mask, load_parts=eval_load_parts,
+                                  memory=getattr(cfg, "memory_cache", False))
                 eval_seconds = time.perf_counter() - t0
                 store.save_eval(ekey, result.to_arrays(), eval_seconds)
                 store.mark_finished()          # the manifest now covers this evaluation too

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from ...core.results import Cell, published_rows
+from ...core.runs import SeedGroup
 
 __all__ = ["PUBLISHED", "TABLES", "table_for", "SeedMean", "mean_metrics", "metrics_table",
            "table_cells", "measured_rows", "row_note"]
@@ -71,26 +72,9 @@ def mean_metrics(runs: Sequence, setting: str = "single-query") -> dict[str, flo
     return {k: float(v) for k, v in frame.mean().items()}
 
 
-@dataclasses.dataclass(frozen=True)
-class SeedMean:
-    """The runs of one setting over several seeds, seen as one run (001 §3.4: mean of 5).
-
-    ``metrics(setting)`` is :func:`mean_metrics` (percent), ``seconds`` the summed training
-    + evaluation wall time (seconds), ``epochs`` the first run's.
-    """
-
-    runs: tuple
-
-    def metrics(self, setting: str = "single-query") -> dict[str, float]:
-        return mean_metrics(self.runs, setting)
-
-    @property
-    def seconds(self) -> float:
-        return float(sum(r.seconds for r in self.runs))
-
-    @property
-    def epochs(self) -> int | None:
-        return self.runs[0].epochs
+#: The runs of one setting over several seeds seen as one run (001 §3.4: mean of 5):
+#: :class:`reidnb.core.runs.SeedGroup` (metrics averaged, seconds summed).
+SeedMean = SeedGroup
 
 
 def metrics_table(groups: Mapping[str, Sequence], setting: str = "single-query") -> pd.DataFrame:

@@ -49,8 +49,8 @@ from .experiments import (FULL, SAMPLINGS, SD_CONTROL, STAGE1_FULL, TABLE2_ROWS,
 from .figures import activation_maps, figure_batch, predicted_parts, top1_panel
 from .model import MagnifierNet, magnifiernet_losses
 from .parts import prepare_parts
-from .tables import (PUBLISHED, fig4_frame, fig5_frame, measured_rows, table1_frame,
-                     table2_frame, table_dataset)
+from .tables import (PUBLISHED, fig4_frame, fig5_frame, measured_rows, sd_control_frame,
+                     table1_frame, table2_frame, table_dataset)
 
 #: The notebook's config class (``paper.Config.make(profile, ...)``).
 Config = MagnifierNetConfig
@@ -65,3 +65,4 @@ __all__ = [
     "figure_batch", "activation_maps", "predicted_parts", "top1_panel",
 ]
 __all__ += ["planned_trainings", "format_cost"]   # cost before training (issue 13)
+__all__ += ["sd_control_frame"]                    # +SD vs its control, with its interval

@@ -15,7 +15,8 @@ import pandas as pd
 from ...core import cost
 from ..common import stage_iters
 from .config import MagnifierNetConfig
-from .experiments import FULL, SD_CONTROL, Plan, make_plan, stage, stage_images
+from .experiments import (FULL, HEADLINE_RUNS, SD_CONTROL, STAGE1_FULL, Plan, make_plan, stage,
+                          stage_images)
 
 __all__ = ["planned_trainings", "format_cost"]
 
@@ -47,14 +48,21 @@ def planned_trainings(cfg: MagnifierNetConfig, dataset_or_num_train_images: Any,
     base = dict(backbone=cfg.backbone, height=int(cfg.height), width=int(cfg.width),
                 note=f"MagnifierNet: {cfg.backbone} with last stride 1 plus the SAB / SFB / mask "
                      "branches costs more per image than the plain backbone")
-    out = [dict(variant=spec.key, stage="stage 1 (no SD)", iterations=stage_iters(cfg, s1),
-                batch_size=int(s1.batch_size), **base) for spec in plan.stage1_specs()]
+    seeds = int(getattr(cfg, "seeds", 1))
+
+    def runs(key: str, n: int) -> list[str]:   # the headline comparison's extra seeds
+        return [key + (f"-seed{int(cfg.seed) + i}" if i else "") for i in range(n)]
+
+    out = [dict(variant=v, stage="stage 1 (no SD)", iterations=stage_iters(cfg, s1),
+                batch_size=int(s1.batch_size), **base) for spec in plan.stage1_specs()
+           for v in runs(spec.key, seeds if spec.key in HEADLINE_RUNS else 1)]
+    n2 = seeds if STAGE1_FULL in HEADLINE_RUNS else 1     # one stage 2 per stage-1 seed
     if plan.needs_stage2:
-        out.append(dict(variant=FULL, stage="stage 2 (+SD)", iterations=stage_iters(cfg, s2),
-                        batch_size=int(s2.batch_size), **base))
+        out += [dict(variant=v, stage="stage 2 (+SD)", iterations=stage_iters(cfg, s2),
+                     batch_size=int(s2.batch_size), **base) for v in runs(FULL, n2)]
     if plan.sd_control:
-        out.append(dict(variant=SD_CONTROL, stage="stage 2 (no SD, control)",
-                        iterations=stage_iters(cfg, s2), batch_size=int(s2.batch_size), **base))
+        out += [dict(variant=v, stage="stage 2 (no SD, control)", iterations=stage_iters(cfg, s2),
+                     batch_size=int(s2.batch_size), **base) for v in runs(SD_CONTROL, n2)]
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import torch
 
 from ...core.stages import Stage
+from ...core.runs import SeedGroup
 from ..common import Run, epoch_images, train_and_evaluate
 from .config import SAMPLINGS, TABLE2_ROWS, MagnifierNetConfig
 from .model import check_sampling, magnifiernet_losses
@@ -75,6 +76,8 @@ assert tuple(VARIANTS) == TABLE2_ROWS
 STAGE1_FULL, FULL = "G+M+SAB+SFB", "G+M+SAB+SFB+SD"
 #: run key of the stage-2 control trained without SD (``Plan.sd_control``).
 SD_CONTROL = f"{STAGE1_FULL}|stage2 no SD"
+#: The stage-1 runs of the headline comparisons, trained with ``cfg.seeds`` seeds.
+HEADLINE_RUNS: tuple[str, ...] = ("G", STAGE1_FULL)
 
 
 def variant(name: str) -> Variant:
@@ -394,18 +397,18 @@ def make_plan(cfg: MagnifierNetConfig, **explicit: Any) -> Plan:
 
 # =========================================================================== training
 def _train(cfg, dataset, *, name, kw, which: int, sd: bool = True, init=None,
-           evaluate_model=True, rerank=False, verbose=True) -> Run:
+           evaluate_model=True, rerank=False, verbose=True, seeds: int = 1) -> Run:
     return train_and_evaluate(
         cfg, dataset, name=name, model="magnifiernet",
         losses=variant_losses(kw, cfg, sd_weight(cfg, which, sd=sd)),
         stage=stage(cfg, which, stage_images(cfg, dataset)), model_kw=kw, init=init,
         load_parts=True, random_erasing=float(cfg.random_erasing), input_fn=parts_input,
         eval_input_fn=image_input, rerank=rerank, evaluate_model=evaluate_model,
-        verbose=verbose)
+        verbose=verbose, seeds=seeds)
 
 
 def train_stage1(cfg: MagnifierNetConfig, dataset: Any, spec: RunSpec, *,
-                 verbose: bool = True) -> Run:
+                 verbose: bool = True, seeds: int = 1) -> Run:
     """Stage 1 of one network: every loss except SD (002 §4.1; :func:`stage`).
 
     BoT recipe: P x K batches, Adam, weight decay 5e-4, random erasing
@@ -414,12 +417,14 @@ def train_stage1(cfg: MagnifierNetConfig, dataset: Any, spec: RunSpec, *,
 
     Returns:
         :class:`reidnb.core.runs.Run` named ``spec.key`` (not evaluated when
-        ``spec.evaluate`` is False: ``run.result`` is None).
+        ``spec.evaluate`` is False: ``run.result`` is None); a
+        :class:`~reidnb.core.runs.SeedGroup` of ``seeds`` of them when ``seeds`` > 1 (the
+        SAB sampling seed of the model stays ``cfg.seed``).
     """
     kw = model_kw(spec.network, fusion=spec.fusion, sampling=spec.sampling, k_hat=spec.k_hat,
                   seed=cfg.seed, mask_resize=cfg.mask_resize, test_masks=cfg.test_masks)
     return _train(cfg, dataset, name=spec.key, kw=kw, which=1, evaluate_model=spec.evaluate,
-                  verbose=verbose)
+                  verbose=verbose, seeds=seeds)
 
 
 def train_stage2(cfg: MagnifierNetConfig, dataset: Any, init: Run, *, sd: bool = True,
@@ -431,12 +436,14 @@ def train_stage2(cfg: MagnifierNetConfig, dataset: Any, init: Run, *, sd: bool =
 
     Returns:
         :class:`reidnb.core.runs.Run` named ``G+M+SAB+SFB+SD`` (or :data:`SD_CONTROL`),
-        evaluated (plus re-ranking when ``rerank``).
+        evaluated (plus re-ranking when ``rerank``); when ``init`` is a
+        :class:`~reidnb.core.runs.SeedGroup`, one stage 2 per stage-1 seed (a SeedGroup).
     """
     kw = model_kw(STAGE1_FULL, sampling=sampling, k_hat=k_hat, seed=cfg.seed,
                   mask_resize=cfg.mask_resize, test_masks=cfg.test_masks)
+    n = len(init.runs) if isinstance(init, SeedGroup) else 1
     return _train(cfg, dataset, name=FULL if sd else SD_CONTROL, kw=kw, which=2, sd=sd,
-                  init=init, rerank=rerank, verbose=verbose)
+                  init=init, rerank=rerank, verbose=verbose, seeds=n)
 
 
 def train_plan(cfg: MagnifierNetConfig, dataset: Any, plan: Plan, *,
@@ -444,11 +451,18 @@ def train_plan(cfg: MagnifierNetConfig, dataset: Any, plan: Plan, *,
     """Every run of the plan: each stage-1 spec once, then stage 2 (+SD, with re-ranking
     when ``plan.rerank``) and the stage-2 control without SD when the plan asks for them.
 
+    The headline comparisons (``G+M+SAB+SFB`` vs ``G``; ``+SD`` vs its control) train
+    ``cfg.seeds`` seeds of each of their runs (:data:`HEADLINE_RUNS`): stage 2 of seed i
+    starts from stage 1 of seed i.
+
     Returns:
-        ``{run key: Run}``: the :meth:`Plan.stage1_specs` keys, :data:`FULL`,
+        ``{run key: Run or SeedGroup}``: the :meth:`Plan.stage1_specs` keys, :data:`FULL`,
         :data:`SD_CONTROL`.
     """
-    runs = {s.key: train_stage1(cfg, dataset, s, verbose=verbose) for s in plan.stage1_specs()}
+    n = int(getattr(cfg, "seeds", 1))
+    runs = {s.key: train_stage1(cfg, dataset, s, verbose=verbose,
+                                seeds=n if s.key in HEADLINE_RUNS else 1)
+            for s in plan.stage1_specs()}
     if plan.needs_stage2:
         runs[FULL] = train_stage2(cfg, dataset, runs[STAGE1_FULL], rerank=plan.rerank,
                                   k_hat=plan.k_hat, sampling=plan.sampling, verbose=verbose)

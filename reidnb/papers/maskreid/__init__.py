@@ -34,9 +34,10 @@ from __future__ import annotations
 from . import model  # noqa: F401  (registers the "maskreid" network)
 from .config import LOSSES, MaskReIDConfig
 from .cost import format_cost, planned_trainings
-from .experiments import (VARIANTS, Plan, Variant, describe_recipe, evaluate_run, grid_cells,
-                          load_target, make_plan, model_kw, pretrained_status, stage1, stage2,
-                          train_stage1, train_stage2, transfer_init)
+from .experiments import (HEADLINE_LOSSES, VARIANTS, Plan, Variant, describe_recipe,
+                          evaluate_run, grid_cells, load_target, make_plan, model_kw,
+                          pretrained_status, seeds_for, stage1, stage2, train_stage1,
+                          train_stage2, transfer_init)
 from .model import MaskReID
 from .recipe import ARCHS, VERSIONS, PaperVersion, loss_terms, mask_input, ranking_name
 from .small_scale import run_small_scale, small_scale_runs
@@ -57,3 +58,4 @@ __all__ = [
     "published_grid", "small_scale_table",
 ]
 __all__ += ["planned_trainings", "format_cost"]   # cost before training (issue 13)
+__all__ += ["HEADLINE_LOSSES", "seeds_for"]         # seeds of the headline comparison

@@ -21,7 +21,7 @@ import pandas as pd
 from ...core import cost
 from ..common import stage_iters
 from .config import MaskReIDConfig
-from .experiments import Plan, make_plan, stage1, stage2
+from .experiments import Plan, make_plan, seeds_for, stage1, stage2
 from .recipe import ranking_name
 
 __all__ = ["planned_trainings", "format_cost"]
@@ -65,8 +65,10 @@ def planned_trainings(cfg: MaskReIDConfig, dataset_or_num_train_images: Any,
 
     trained: set[tuple[str, float, float]] = set()
     for loss in plan.losses:
-        out.append(s2_run(ranking_name("maskreid_icme", None, None) if loss == "ranking" else loss,
-                          f"stage 2 ({loss})"))
+        name = ranking_name("maskreid_icme", None, None) if loss == "ranking" else loss
+        for i in range(seeds_for(cfg, loss)):      # the headline comparison's extra seeds
+            out.append(s2_run(name + (f"-seed{int(cfg.seed) + i}" if i else ""),
+                              f"stage 2 ({loss})"))
     if "ranking" in plan.losses:
         trained.add(("maskreid_icme", 1.0, 0.2))
     if "maskreid" in plan.versions:

@@ -64,6 +64,10 @@ class Variant:
     alpha: float | None = None
 
 
+#: Stage-2 losses of the headline comparison (the ranking loss against softmax and triplet).
+HEADLINE_LOSSES: tuple[str, ...] = ("softmax", "triplet", "ranking")
+
+
 def _variants() -> dict[str, Variant]:
     out = {f"stage1-{arch}": Variant(1, arch, "softmax") for arch in ARCHS}   # 000 Table 4
     out.update({loss: Variant(2, "MaskReID", loss) for loss in LOSSES})      # 000 Table 5
@@ -239,7 +243,7 @@ def train_stage2(cfg: MaskReIDConfig, dataset: ReIDDataset, init: Any, *, loss: 
                  version: str = "maskreid_icme", lam: float | None = None,
                  alpha: float | None = None, stage: Stage | None = None,
                  multi_query: bool = False, rerank: bool = False,
-                 verbose: bool = True) -> common.Run:
+                 verbose: bool = True, seeds: int = 1) -> common.Run:
     """Stage 2: ``loss`` from the stage-1 weights ``init`` on ``dataset`` (000 §3.2).
 
     The batches and schedule of :func:`stage2`. When ``init`` was trained on other
@@ -250,10 +254,13 @@ def train_stage2(cfg: MaskReIDConfig, dataset: ReIDDataset, init: Any, *, loss: 
         loss, version, lam, alpha: see :func:`~.recipe.loss_terms` (triplet margin
             ``cfg.triplet_margin``).
         multi_query, rerank: extra evaluation settings.
+        seeds: stage-2 seeds (``cfg.seed``, ``cfg.seed + 1``, ...) from the one stage-1
+            network (the headline loss comparison: :data:`HEADLINE_LOSSES`).
 
     Returns:
         :class:`reidnb.core.runs.Run` named ``stage2-<loss>`` (``softmax``, ``triplet``,
-        ``npair``) or ``stage2-`` + :func:`~.recipe.ranking_name`.
+        ``npair``) or ``stage2-`` + :func:`~.recipe.ranking_name`; a
+        :class:`~reidnb.core.runs.SeedGroup` of them when ``seeds`` > 1.
     """
     stage = stage or stage2(cfg, len(dataset.train))
     name = ranking_name(version, lam, alpha) if loss == "ranking" else loss
@@ -267,7 +274,14 @@ def train_stage2(cfg: MaskReIDConfig, dataset: ReIDDataset, init: Any, *, loss: 
         losses=loss_terms(loss, version, lam=lam, alpha=alpha,
                           triplet_margin=float(cfg.triplet_margin)),
         stage=stage, model_kw=model_kw(cfg, arch), init=start, load_mask=True,
-        input_fn=mask_input, multi_query=multi_query, rerank=rerank, verbose=verbose)
+        input_fn=mask_input, multi_query=multi_query, rerank=rerank, verbose=verbose,
+        seeds=seeds)
+
+
+def seeds_for(cfg: MaskReIDConfig, loss: str) -> int:
+    """Stage-2 seeds of ``loss``: ``cfg.seeds`` for the headline comparison (ranking vs
+    softmax and triplet, :data:`HEADLINE_LOSSES`), else 1."""
+    return int(getattr(cfg, "seeds", 1)) if loss in HEADLINE_LOSSES else 1
 
 
 def evaluate_run(cfg: MaskReIDConfig, run: Any, dataset: ReIDDataset, *,

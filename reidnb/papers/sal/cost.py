@@ -17,7 +17,7 @@ from ...core import cost
 from ..common import stage_iters
 from .cifar import CIFAR_METHODS, cifar_stage
 from .config import SALConfig
-from .experiments import loss_terms, select_settings, stage1_tag, stages
+from .experiments import HEADLINE_SETTINGS, loss_terms, select_settings, stage1_tag, stages
 
 __all__ = ["planned_trainings", "format_cost", "CIFAR_TRAIN_IMAGES"]
 
@@ -60,9 +60,11 @@ def planned_trainings(cfg: SALConfig, dataset_or_num_train_images: Any, plan: An
             out.append(dict(variant=tag, stage=f"stage 1 ({arch}{'+'.join(loss_terms(s, 1))}, {batches})",
                             iterations=stage_iters(cfg, s1), batch_size=int(s1.batch_size),
                             note=note if s.dilation else None, **base))
-        out.append(dict(variant=f"setting {s.id}", stage="stage 2 (Eq. 6, P x K)",
-                        iterations=stage_iters(cfg, s2), batch_size=int(s2.batch_size),
-                        note=note if s.dilation else None, **base))
+        n_seeds = int(cfg.seeds) if s.id in HEADLINE_SETTINGS else 1
+        out += [dict(variant=f"setting {s.id}" + (f"-seed{int(cfg.seed) + i}" if i else ""),
+                     stage="stage 2 (Eq. 6, P x K)", iterations=stage_iters(cfg, s2),
+                     batch_size=int(s2.batch_size), note=note if s.dilation else None, **base)
+                for i in range(n_seeds)]
     if cifar:
         n = min(CIFAR_TRAIN_IMAGES, int(cfg.cifar_train_subset or CIFAR_TRAIN_IMAGES))
         st = cifar_stage(cfg, n)
