@@ -33,6 +33,12 @@ run-time budgets::
 
     python benchmarks/train_throughput.py --reference --seconds 20
 
+Quick-recipe mode (``--quick-recipe``): images/s of 01_bcloss's quick training end to end
+(loader included), the file pipeline with DataLoader workers against the decode-once memory
+cache with whole-batch augmentation (``reidnb.data.memory``)::
+
+    python benchmarks/train_throughput.py --quick-recipe --warmup 5 --iters 60
+
 Backbone mode (``--backbone``): training img/s of one backbone + linear classifier on random
 in-memory batches (:func:`reidnb.core.cost.measure_img_per_s`), at ``--height`` x ``--width``,
 per ``--precision`` (fp32, bf16+channels_last, or both on CUDA); ``--append PATH`` adds the
@@ -261,6 +267,55 @@ def measure_backbone(args) -> list[dict]:
     return rows
 
 
+def measure_quick_recipe(args) -> list[dict]:
+    """``--quick-recipe`` mode: images/s of the quick profile's own training, end to end.
+
+    01_bcloss's quick recipe (synthetic quick set, ResNet-18 at 64x32, batches of 16, the
+    joint softmax + B-C loss, flip + pad/crop) through :class:`reidnb.core.engine.Trainer`,
+    loader included, once with the file pipeline (``ImageDataset`` decoding every item with
+    the profile's DataLoader workers; before issue 15) and once with the memory cache
+    (decoded once, whole batches augmented: :mod:`reidnb.data.memory`; the quick default
+    now). Each: ``--warmup`` untimed iterations (worker start-up), then ``--iters`` timed
+    ones (the Trainer's per-iteration wall time: waiting for the batch + the step). The
+    one-off decode of the memory cache is printed separately.
+    """
+    import tempfile
+
+    from reidnb.models import build_model
+    from reidnb.papers import bcloss
+    from reidnb.papers.common import load_data, stage_loader
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, mem in (("files + DataLoader workers", False),
+                           ("memory cache + batch augmentation", True)):
+            cfg = bcloss.Config.make("quick", memory_cache=mem, device=args.device,
+                                     output_dir=tmp)
+            ds = load_data(cfg, verbose=False)
+            stage = bcloss.main_stage(cfg, len(ds.train))
+            t0 = time.perf_counter()
+            loader = stage_loader(cfg, ds, stage)
+            build = time.perf_counter() - t0
+            torch.manual_seed(0)
+            net = build_model(bcloss.MODEL, ds.num_train_pids, backbone=cfg.backbone,
+                              pretrained=False, dropout=float(cfg.dropout))
+            losses = bcloss.losses_for("joint", ds.num_train_pids,
+                                       bcloss.feat_dim_of(cfg.backbone),
+                                       reduction=cfg.loss_reduction)
+            tr = Trainer(net, losses, device=cfg.device, lr=stage.lr, progress=False)
+            hist = tr.fit(loader, max_iters=args.warmup + args.iters).iloc[args.warmup:]
+            secs = float((stage.batch_size / hist["img_per_s"]).sum())
+            speed = len(hist) * stage.batch_size / secs
+            rows.append(dict(pipeline=label, workers=loader.num_workers, img_per_s=speed,
+                             build_seconds=build))
+            print(f"{label:<36} workers {loader.num_workers}: {speed:6.1f} img/s end to end "
+                  f"({len(hist)} iterations of {stage.batch_size}; loader built in "
+                  f"{build:.1f} s)", flush=True)
+    if len(rows) == 2:
+        print(f"memory / files = {rows[1]['img_per_s'] / rows[0]['img_per_s']:.2f}x")
+    return rows
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=6, help="alternating timed rounds")
@@ -288,9 +343,15 @@ def main(argv=None) -> None:
     ap.add_argument("--append", default=None,
                     help="backbone mode: append the rows to this throughput CSV ('user': "
                          "the user-local table of reidnb.core.cost)")
+    ap.add_argument("--quick-recipe", action="store_true",
+                    help="img/s of the quick recipe end to end (01_bcloss, loader included): "
+                         "file pipeline vs memory cache")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.quick_recipe:
+        measure_quick_recipe(args)
+        return
     if args.reference:
         speed = reference_speed(args.seconds, device=args.device)
         device = resolve_device(args.device)

@@ -106,7 +106,7 @@ def test_describe_recipe_states_the_augmentation_the_loader_gets():
     q = bcloss.describe_recipe(quick, 12936)
     assert "zero-pad 10 px + random crop back to the input size [paper: no pad + crop]" in q[0]
     assert q[1] == "L_b and L_c: mean over the batch [paper: sum, Eqs. 3-4]"
-    assert q[2].startswith("001: 1616 iterations")      # quick: 2 epochs of 12936 at 16
+    assert q[2].startswith("001: 808 iterations")       # quick: 1 epoch of 12936 at 16
 
 
 def test_losses_for_fresh_centres_and_errors():
@@ -250,7 +250,7 @@ def test_deviations_paper_profile_is_clean():
     extra = bcloss.run_deviations(quick, stage=bcloss.main_stage(quick, 2079),
                                   pretrained_loaded=False)
     assert "random initialisation (paper: ImageNet weights)" in extra
-    assert extra[1].startswith("258 iterations")      # 2 x (2079 // 16)
+    assert extra[1].startswith("129 iterations")      # 1 x (2079 // 16)
     note = bcloss.row_note(quick, extra)
     assert "dropout 0.5 (paper 0.9)" in note and "runs 2 (paper 5)" in note
 
@@ -278,7 +278,7 @@ OLD_OPTIONS = {
                   lr_step_iters=None, max_iters=4, max_test_pids=None, max_train_pids=None,
                   pretrained=False, runs=1, sweep_epochs=None, synthetic_size="smoke",
                   tau=1.0, taus=(1.0, 1.5), width=32, workers=0),
-    "quick": dict(backbone="resnet18", batch_size=16, center_lr=0.5, dropout=0.5, epochs=2,
+    "quick": dict(backbone="resnet18", batch_size=16, center_lr=0.5, dropout=0.5, epochs=1,
                   eval_flip=False, height=64, lam=1.0, lr=0.01, lr_milestones=(),
                   lr_step_iters=None, max_iters=None, max_test_pids=150, max_train_pids=None,
                   pretrained="auto", runs=2, sweep_epochs=None, synthetic_size="quick",
@@ -305,7 +305,7 @@ def test_config_equals_the_old_profiles(profile):
     # (profile, train images, (iters, iters/epoch, epochs, milestones)) as the old
     # schedule_for gave them: synthetic smoke / quick sets, Market-1501, DukeMTMC-reID.
     ("smoke", 84, (4, 5, 1, ())),
-    ("quick", 2079, (258, 129, 2, ())),
+    ("quick", 2079, (129, 129, 1, ())),
     ("paper", 12936, (50000, 808, 62, (25, 50))),
     ("paper", 16522, (50000, 1032, 49, (19, 39))),
 ])

@@ -58,7 +58,7 @@ SMOKE = {**CLASS, "backbone": "resnet18", "batch_size": 16, "epochs": 1, "height
          "synthetic_size": "smoke", "table2_rows": ("G", "G+M+SAB+SFB", "G+M+SAB+SFB+SD"),
          "warmup_epochs": 0, "width": 32, "workers": 0}
 QUICK = {**CLASS, "backbone": "resnet18", "batch_size": 32, "epochs": 6, "height": 64,
-         "k_hats": (4,), "max_test_pids": 100, "n_figure_images": 4, "parts_source": "labels",
+         "k_hats": (), "max_test_pids": 100, "n_figure_images": 4, "parts_source": "labels",
          "pretrained": "auto", "random_erasing": 0.0,
          "real_quick": {"fig4": False, "k_hats": (), "sd_control": False,
                         "table2_rows": ("G", "G+M+SAB+SFB+SD")},
@@ -188,7 +188,7 @@ def test_stage_quick_and_smoke_caps():
 
 # ------------------------------------------------------------------------ plan
 def test_plan_shares_stage1_runs():
-    cfg = _cfg("quick")
+    cfg = _cfg("quick", k_hats=[4])        # with the Fig. 5 point
     plan = mn.make_plan(cfg)
     specs = plan.stage1_specs()
     assert [s.key for s in specs] == ["G", "G+M+SAB", "G+M+SAB+SFB", "G+M+SAB+SFB|ab",
@@ -292,7 +292,7 @@ def test_table_dataset_mapping():
 
 
 def test_rows_tables_and_figure_frames(tmp_path):
-    cfg = _cfg("quick", tmp_path)
+    cfg = _cfg("quick", tmp_path, k_hats=[4])
     plan = mn.make_plan(cfg)
     runs = {"G": _run("G", 50, 40), "G+M+SAB": _run("G+M+SAB", 55, 44),
             "G+M+SAB+SFB": _run("G+M+SAB+SFB", 60, 48, seconds=20.0),
@@ -466,3 +466,35 @@ def test_describe_recipe_reads_the_loader_values():
     for profile in ("paper", "quick", "smoke"):
         cfg = mn.Config.make(profile)
         assert (cfg.mask_resize, cfg.test_masks) == ("bilinear", "binary")
+
+
+def test_seed_groups_in_tables_rows_and_the_sd_control_interval(tmp_path):
+    """Headline runs as SeedGroups (quick: 2 seeds): Table 2 shows the seed means, the rows
+    record 2 seeds, and +SD vs its control gets an interval and verdict."""
+    from reidnb.core.runs import SeedGroup
+
+    cfg = _cfg("quick", tmp_path)
+    plan = mn.make_plan(cfg)
+
+    def group(name, r1s, maps, **kw):
+        return SeedGroup(tuple(_run(f"{name}{i}", r, m, **kw) for i, (r, m)
+                               in enumerate(zip(r1s, maps))))
+
+    runs = {"G": group("G", (50, 52), (40, 42)), "G+M+SAB": _run("G+M+SAB", 55, 44),
+            "G+M+SAB+SFB": group("full", (60, 62), (48, 50), seconds=20.0),
+            "G+M+SAB+SFB+SD": group("sd", (62, 64), (50, 52), rerank=(70, 65), iters=10),
+            mn.SD_CONTROL: group("ctl", (61, 61), (49, 49), iters=10)}
+    t2 = mn.table2_frame(runs, plan)
+    assert t2.loc[0, "rank1"] == 51 and t2.loc[2, "d_rank1"] == 10        # seed means
+    rows = pd.DataFrame(mn.measured_rows(cfg, runs, plan, iters_per_epoch=64))
+    g = rows[(rows["variant"] == "G") & (rows["metric"] == "rank1")].iloc[0]
+    assert g["seeds"] == 2 and g["value"] == 51
+    sd = rows[(rows["variant"] == "G+M+SAB+SFB+SD") & (rows["table"] == "Table 2")
+              & (rows["metric"] == "rank1")].iloc[0]
+    assert abs(sd["epochs"] - 40 / 64) < 1e-3 and sd["seeds"] == 2
+    frame = mn.sd_control_frame(runs)            # no per-query arrays in these fake runs
+    assert frame["metric"].tolist() == ["rank1", "mAP"]
+    assert np.allclose(frame["paper_delta"], [90.0 - 88.6, 80.7 - 79.6])   # Duke Table 2
+    assert np.allclose(frame["measured_delta"], [2.0, 2.0])
+    assert set(frame["verdict"]) == {"inconclusive (no per-query data)"}
+    assert set(frame["seeds"]) == {"2 vs 2"}

@@ -23,7 +23,7 @@ EXPECTED = {
         cifar_size=32, cifar_train_subset=64, cifar_test_subset=64),
     "quick": dict(
         dataset="synthetic", backbone="resnet18", pretrained="auto", height=64, width=32,
-        epochs=2, max_iters=None, batch_size=32, workers=0, max_train_pids=None,
+        epochs=2, max_iters=24, batch_size=32, workers=0, max_train_pids=None,
         max_test_pids=150, eval_flip=False, synthetic_size="quick", stage1_epochs=1,
         stage1_lr=0.01, stage1_step=0, stage1_batch=32, stage2_epochs=1, stage2_lr=0.001,
         stage2_step=0, stage2_p=8, stage2_k=4, settings="1,3,3(T),5,8",

@@ -19,6 +19,7 @@ import pandas as pd
 
 from ...core.compare import pair_verdicts
 from ...core.results import DATASET_NAMES, Cell, load_published, published_rows
+from ...core.runs import SeedGroup
 from .experiments import FULL, SD_CONTROL, STAGE1_FULL, TABLE2_ROWS, VARIANTS, Plan
 
 __all__ = ["PUBLISHED", "table_dataset", "table1_frame", "table2_frame", "fig4_frame",
@@ -209,6 +210,9 @@ def measured_rows(cfg: Any, runs: Mapping[str, Any], plan: Plan, *, iters_per_ep
         if key in (FULL, SD_CONTROL) and stage1 is not None:
             it += len(stage1.history)
             extra_s[key] = float(stage1.train_seconds)
+        if isinstance(run, SeedGroup):      # every seed trained the same iterations
+            return SeedGroup(tuple(dataclasses.replace(r, epochs=round(it / ipe, 3))
+                                   for r in run.runs))
         return dataclasses.replace(run, epochs=round(it / ipe, 3))
 
     def rows_of(table: str, keys) -> list[dict[str, Any]]:
