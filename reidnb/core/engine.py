@@ -53,8 +53,7 @@ What the loop does (DESIGN.md "Engine"):
   statistics of :func:`distance_stats` on L2-normalised ``outputs["embeddings"]``
   (001 Fig. 1): ``d_intra``, ``d_inter_min``, ``d_inter_mean`` (NaN for a batch without a
   positive pair or a model output without ``embeddings``).
-* **Time split.** Batch waits (+ device copy) and steps (+ history, callbacks) are added
-  to ``data`` and ``train`` of :data:`reidnb.core.timing.LEDGER`.
+* **Time split.** Batch waits and steps go to ``data`` / ``train`` of ``timing.LEDGER``.
 """
 from __future__ import annotations
 
