@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision.transforms import v2
 
-from .transforms import IMAGENET_MEAN, IMAGENET_STD, _to_image, _to_mask
+from .transforms import IMAGENET_MEAN, IMAGENET_STD, paired_inputs
 
 __all__ = ["Decoded", "decoded", "clear_cache", "cache_bytes", "MemoryDataset",
            "BatchTransform", "CACHE_LIMIT_MB"]
@@ -79,16 +79,7 @@ class _ResizeOnly:
                                 antialias=True)
 
     def __call__(self, img: Any, mask: Any = None, parts: Any = None) -> dict[str, Any]:
-        data: dict[str, Any] = {"img": _to_image(img)}
-        size = tuple(data["img"].shape[-2:])
-        for key, value in (("mask", mask), ("parts", parts)):
-            if value is not None:
-                m = _to_mask(value, key)
-                if tuple(m.shape[-2:]) != size:
-                    raise ValueError(f"{key} is {tuple(m.shape[-2:])} (H, W) but the image is "
-                                     f"{size}; they must have the same size")
-                data[key] = m
-        out = self.resize(data)
+        out = self.resize(paired_inputs(img, mask, parts))
         return {"img": out["img"].as_subclass(torch.Tensor),
                 "mask": out["mask"].as_subclass(torch.Tensor) if "mask" in out else None,
                 "parts": out["parts"].as_subclass(torch.Tensor)[0] if "parts" in out else None}

@@ -31,7 +31,7 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairedTransform", "build_transforms",
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "PairedTransform", "paired_inputs", "build_transforms",
            "normalize", "denormalize"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -74,6 +74,25 @@ def _to_mask(m: Any, what: str) -> tv_tensors.Mask:
     return tv_tensors.Mask(m[None])
 
 
+def paired_inputs(img: Any, mask: Any = None, parts: Any = None) -> dict[str, Any]:
+    """``{"img": tv_tensors.Image, "mask"/"parts": tv_tensors.Mask}`` (labels only when
+    given), ready for one v2 transform call that moves them together.
+
+    Raises:
+        ValueError: a mask or part map whose size differs from the image's.
+    """
+    data: dict[str, Any] = {"img": _to_image(img)}
+    size = tuple(data["img"].shape[-2:])
+    for key, value in (("mask", mask), ("parts", parts)):
+        if value is not None:
+            m = _to_mask(value, key)
+            if tuple(m.shape[-2:]) != size:
+                raise ValueError(f"{key} is {tuple(m.shape[-2:])} (H, W) but the image is "
+                                 f"{size}; they must have the same size")
+            data[key] = m
+    return data
+
+
 class PairedTransform:
     """Apply one geometric pipeline to an image and, optionally, its mask and part map.
 
@@ -97,17 +116,7 @@ class PairedTransform:
         self.height, self.width, self.is_train = height, width, is_train
 
     def __call__(self, img: Any, mask: Any = None, parts: Any = None) -> dict[str, Any]:
-        image = _to_image(img)
-        size = tuple(image.shape[-2:])
-        extra = {}
-        for key, value in (("mask", mask), ("parts", parts)):
-            if value is not None:
-                m = _to_mask(value, key)
-                if tuple(m.shape[-2:]) != size:
-                    raise ValueError(f"{key} is {tuple(m.shape[-2:])} (H, W) but the image is "
-                                     f"{size}; they must have the same size")
-                extra[key] = m
-        out = self.geometry({"img": image, **extra})
+        out = self.geometry(paired_inputs(img, mask, parts))
         x = out["img"]
         if self.erase is not None:
             x = self.erase(x)

@@ -24,7 +24,6 @@ from typing import Any, Mapping
 import torch
 
 from ...core.stages import Stage
-from ...core.runs import SeedGroup
 from ..common import Run, epoch_images, train_and_evaluate
 from .config import SAMPLINGS, TABLE2_ROWS, MagnifierNetConfig
 from .model import check_sampling, magnifiernet_losses
@@ -441,9 +440,8 @@ def train_stage2(cfg: MagnifierNetConfig, dataset: Any, init: Run, *, sd: bool =
     """
     kw = model_kw(STAGE1_FULL, sampling=sampling, k_hat=k_hat, seed=cfg.seed,
                   mask_resize=cfg.mask_resize, test_masks=cfg.test_masks)
-    n = len(init.runs) if isinstance(init, SeedGroup) else 1
     return _train(cfg, dataset, name=FULL if sd else SD_CONTROL, kw=kw, which=2, sd=sd,
-                  init=init, rerank=rerank, verbose=verbose, seeds=n)
+                  init=init, rerank=rerank, verbose=verbose)
 
 
 def train_plan(cfg: MagnifierNetConfig, dataset: Any, plan: Plan, *,
